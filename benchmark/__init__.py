@@ -1,0 +1,1 @@
+"""prunebench: a benchmark suite for neural-network pruning methods."""

@@ -1,0 +1,243 @@
+"""The command line: parse → plan the grid → execute → report.
+
+Bad input (unknown names, sparsity outside [0, 1), epochs < 1, missing data, bad
+hyperparameters) ends with one line on stderr and exit code 2, before anything is written.
+Exit code 1 means the grid ran but some runs failed (they are stored with their error).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import methods
+from benchmark.data import DataUnavailableError, available_datasets, dataset_descriptions, load_dataset
+from benchmark.executors import EXECUTORS, execute
+from benchmark.presets import DEFAULTS, PRESETS, get_preset
+from benchmark.spec import plan_grid
+from benchmark.store import RunStore
+from methods.hparams import field_type
+from methods.schedules import LR_SCHEDULES
+from models import available_activations, available_models, model_descriptions
+
+
+class UsageError(Exception):
+    """Bad input: reported as one line with exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage too)
+        raise UsageError(message)
+
+
+def _hparam_flags() -> dict[str, tuple[type, str, list[str]]]:
+    """Every method hyperparameter field → (type, help, methods having it)."""
+    flags: dict[str, tuple[type, str, list[str]]] = {}
+    for name in methods.available_methods():
+        for f in methods.method_hparam_fields(name):
+            kind = field_type(f)
+            if f.name in flags:
+                known_kind, help_text, owners = flags[f.name]
+                if known_kind is not kind:
+                    raise TypeError(f"hyperparameter {f.name!r} has two types: {known_kind} and {kind}")
+                owners.append(name)
+            else:
+                flags[f.name] = (kind, f.metadata.get("help", ""), [name])
+    return flags
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="run_benchmarks.py", description="Benchmark pruning methods on one fair harness.",
+                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--list", action="store_true",
+                   help="list methods, models, datasets and presets, then exit")
+    p.add_argument("--preset", default="quick", help=f"grid defaults: {', '.join(PRESETS)}")
+    grid = p.add_argument_group("grid")
+    grid.add_argument("--methods", nargs="+", help="methods to compare (see --list)")
+    grid.add_argument("--sparsities", nargs="+", type=float, help="target sparsities in [0, 1)")
+    grid.add_argument("--seeds", nargs="+", type=int, help="seeds (initialisation and data order)")
+    grid.add_argument("--no-dense-reference", action="store_true",
+                      help="do not add the dense baseline (one run per seed) to the grid")
+    data = p.add_argument_group("data and model")
+    data.add_argument("--dataset", help="data set (see --list)")
+    data.add_argument("--data-root", help="folder with the data set files")
+    data.add_argument("--no-download", action="store_true",
+                      help="never try torchvision's download (fail at once when the data is not on disk)")
+    data.add_argument("--val-fraction", type=float, help="share of the training set held out for validation")
+    data.add_argument("--model", help="model (see --list)")
+    data.add_argument("--activation", help=f"hidden activation: {', '.join(available_activations())}")
+    train = p.add_argument_group("training (shared by every method)")
+    train.add_argument("--epochs", type=int, help="epochs per run (IMP trains this per round)")
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--lr", type=float, help="peak learning rate")
+    train.add_argument("--lr-schedule", choices=LR_SCHEDULES)
+    train.add_argument("--warmup-epochs", type=int, help="linear LR warm-up epochs")
+    train.add_argument("--momentum", type=float)
+    train.add_argument("--nesterov", action=argparse.BooleanOptionalAction)
+    train.add_argument("--weight-decay", type=float)
+    execution = p.add_argument_group("execution")
+    execution.add_argument("--device", help="auto (CUDA when available), cpu, cuda, cuda:N")
+    execution.add_argument("--amp", action=argparse.BooleanOptionalAction, help="mixed precision on CUDA")
+    execution.add_argument("--executor", choices=EXECUTORS, default="inline",
+                           help="inline: one run after another in this process; local: worker "
+                                "processes; ray: a Ray cluster")
+    execution.add_argument("--workers", type=int, default=1, help="worker processes (executor local)")
+    execution.add_argument("--gpus-per-run", type=float, default=1.0,
+                           help="GPU share per run (executor ray); 0.25 packs four runs on a GPU")
+    execution.add_argument("--cpus-per-run", type=float, default=1.0, help="CPUs per run (executor ray)")
+    execution.add_argument("--eval-every", type=int, help="test accuracy every N epochs (the last always)")
+    execution.add_argument("--checkpoint-every", type=int,
+                           help="checkpoint every N epochs so an interrupted run resumes (0 = never)")
+    execution.add_argument("--force", action="store_true", help="re-run runs that are already complete")
+    out = p.add_argument_group("output")
+    out.add_argument("--out", default="results", help="results folder")
+    out.add_argument("--sparsity-tolerance", type=float, default=0.01,
+                     help="flag runs whose measured sparsity misses the target by more than this")
+    out.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    out.add_argument("--no-progress", action="store_true", help="no progress bar")
+    hps = p.add_argument_group("method hyperparameters (apply to every selected method that has them)")
+    for name, (kind, help_text, owners) in sorted(_hparam_flags().items()):
+        metavar = "BOOL" if kind is bool else kind.__name__.upper()
+        hps.add_argument(f"--{name.replace('_', '-')}", dest=f"hp_{name}", metavar=metavar,
+                         help=f"{help_text} [{', '.join(owners)}]")
+    hps.add_argument("--hp", action="append", default=[], metavar="METHOD.FIELD=VALUE",
+                     help="set one method's hyperparameter (repeatable; wins over the flags above)")
+    return p
+
+
+def listing() -> str:
+    """What ``--list`` prints."""
+    def block(title: str, items: dict[str, str]) -> list[str]:
+        width = max(map(len, items)) + 2
+        return [title] + [f"  {k.ljust(width)}{v}" for k, v in items.items()] + [""]
+    lines = block("methods:", methods.method_descriptions())
+    lines += block("models:", model_descriptions())
+    lines += block("datasets:", dataset_descriptions())
+    lines += block("presets:", {n: p.description for n, p in PRESETS.items()})
+    return "\n".join(lines).rstrip()
+
+
+def resolve(args: argparse.Namespace) -> dict[str, Any]:
+    """Explicit flags over the preset over the defaults; every value validated."""
+    preset = get_preset(args.preset).values
+    keys = ["methods", "sparsities", "seeds", "dataset", "model", "activation", "epochs", "batch_size",
+            "lr", "momentum", "nesterov", "weight_decay", "lr_schedule", "warmup_epochs", "val_fraction",
+            "data_root", "device", "amp", "eval_every", "checkpoint_every"]
+    cfg = {}
+    for key in keys:
+        value = getattr(args, key)
+        cfg[key] = value if value is not None else preset.get(key, DEFAULTS.get(key))
+        if cfg[key] is None and key != "data_root":
+            raise UsageError(f"--{key.replace('_', '-')} is required with preset {args.preset!r}")
+    _validate(cfg)
+    cfg["hparams"] = _method_hparams(args, cfg["methods"])
+    return cfg
+
+
+def _validate(cfg: dict[str, Any]) -> None:
+    def choose(value: str, valid: Sequence[str], what: str) -> None:
+        if value not in valid:
+            raise UsageError(f"unknown {what} {value!r}; choose from: {', '.join(valid)}")
+    for m in cfg["methods"]:
+        choose(m, methods.available_methods(), "method")
+    choose(cfg["dataset"], available_datasets(), "dataset")
+    choose(cfg["model"], available_models(), "model")
+    choose(cfg["activation"], available_activations(), "activation")
+    for s in cfg["sparsities"]:
+        if not 0.0 <= s < 1.0:
+            raise UsageError(f"sparsity {s:g} is outside [0, 1)")
+    if any(seed < 0 for seed in cfg["seeds"]):
+        raise UsageError("seeds must be ≥ 0")
+    for key, low in [("epochs", 1), ("batch_size", 1), ("warmup_epochs", 0), ("eval_every", 0),
+                     ("checkpoint_every", 0)]:
+        if cfg[key] < low:
+            raise UsageError(f"--{key.replace('_', '-')} must be ≥ {low}, got {cfg[key]}")
+    if cfg["warmup_epochs"] >= cfg["epochs"]:
+        raise UsageError("--warmup-epochs must be smaller than --epochs")
+    if cfg["lr"] <= 0:
+        raise UsageError(f"--lr must be > 0, got {cfg['lr']}")
+    if not 0.0 <= cfg["val_fraction"] < 1.0:
+        raise UsageError(f"--val-fraction must be in [0, 1), got {cfg['val_fraction']}")
+    if not 0.0 <= cfg["momentum"] < 1.0 or cfg["weight_decay"] < 0:
+        raise UsageError("--momentum must be in [0, 1) and --weight-decay ≥ 0")
+
+
+def _method_hparams(args: argparse.Namespace, selected: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Resolved hyperparameters of each selected method (defaults included)."""
+    given = {k[3:]: v for k, v in vars(args).items() if k.startswith("hp_") and v is not None}
+    owners = _hparam_flags()
+    for name in given:
+        if not set(owners[name][2]) & set(selected):
+            raise UsageError(f"--{name.replace('_', '-')} is not a hyperparameter of the selected methods "
+                             f"(it belongs to: {', '.join(owners[name][2])})")
+    per_method: dict[str, dict[str, Any]] = {m: {} for m in selected}
+    for m in selected:
+        fields = {f.name for f in methods.method_hparam_fields(m)}
+        per_method[m].update({k: v for k, v in given.items() if k in fields})
+    for item in args.hp:
+        target, sep, value = item.partition("=")
+        method, dot, name = target.partition(".")
+        if not sep or not dot:
+            raise UsageError(f"--hp expects METHOD.FIELD=VALUE, got {item!r}")
+        if method not in per_method:
+            raise UsageError(f"--hp {item!r}: method {method!r} is not among --methods")
+        per_method[method][name] = value
+    resolved = {}
+    for m, values in per_method.items():
+        try:
+            resolved[m] = dataclasses.asdict(methods.make_hparams(m, **values))
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+    return resolved
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except UsageError as err:
+        print(f"run_benchmarks.py: error: {err}", file=sys.stderr)
+        return 2
+    except DataUnavailableError as err:
+        print(f"run_benchmarks.py: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("run_benchmarks.py: interrupted; finished runs are stored, rerun to continue", file=sys.stderr)
+        return 130
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.list:
+        print(listing())
+        return 0
+    try:
+        cfg = resolve(args)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    if args.executor != "ray":  # a Ray driver need not hold the data; its workers load it
+        load_dataset(cfg["dataset"], root=cfg["data_root"], val_fraction=cfg["val_fraction"],
+                     download=not args.no_download)
+    method_names = list(cfg["methods"])
+    if not args.no_dense_reference and "dense" not in method_names:
+        method_names.insert(0, "dense")
+        cfg["hparams"]["dense"] = {}
+    common = {k: cfg[k] for k in ["dataset", "model", "activation", "epochs", "batch_size", "lr",
+                                  "momentum", "nesterov", "weight_decay", "lr_schedule", "warmup_epochs",
+                                  "val_fraction", "data_root", "device", "amp", "eval_every",
+                                  "checkpoint_every"]}
+    specs = plan_grid(method_names, cfg["sparsities"], cfg["seeds"], cfg["hparams"], **common)
+    store = RunStore(args.out)
+    summary = execute(specs, store, executor=args.executor, workers=args.workers,
+                      gpus_per_run=args.gpus_per_run, cpus_per_run=args.cpus_per_run, force=args.force,
+                      show_progress=not args.no_progress)
+    from benchmark.report import write_reports
+    paths = write_reports(store, Path(args.out), run_ids=[s.run_id for s in specs],
+                          sparsity_tolerance=args.sparsity_tolerance, plots=not args.no_plots)
+    print(paths.table)
+    print(f"\n{summary.planned} runs: {summary.completed} ran, {summary.skipped} already complete, "
+          f"{summary.failed} failed")
+    plots = f" and {len(paths.plots)} plots in {Path(args.out) / 'plots'}" if paths.plots else ""
+    print(f"wrote {paths.csv}, {paths.markdown}{plots}")
+    return 1 if summary.failed else 0

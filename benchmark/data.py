@@ -1,0 +1,533 @@
+"""Data sets for prunebench: registry, in-memory tensors and on-device batching.
+
+Every data set is loaded once per process into float32 tensors ``(N, C, H, W)``, normalised with
+the per-channel mean/std of its (post-validation-split) training images.  A training loop moves a
+:class:`Dataset` to its device once (:meth:`Dataset.to`, cached) and then draws batches with
+:func:`train_batches` / :func:`eval_batches`, which only gather rows on the device: no DataLoader,
+no worker processes, no per-sample Python work.
+
+Shuffling and augmentation are driven by a CPU ``torch.Generator`` seeded from ``(seed, epoch)``,
+so every pruning method of a grid sees exactly the same batches for a given seed, on any device.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import os
+import threading
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "DataUnavailableError", "Split", "Dataset", "available_datasets", "dataset_descriptions",
+    "load_dataset", "clear_cache", "read_idx", "train_batches", "eval_batches", "steps_per_epoch",
+]
+
+#: Where Debian's ``dataset-fashion-mnist`` package installs the gzipped IDX files.
+DEBIAN_FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+#: Default download directory for torchvision data sets when no root is given.
+DEFAULT_ROOT = "data"
+#: Padding (pixels) of the random-crop augmentation.
+CROP_PAD = 4
+#: Seed of the validation split (independent of the run seed).
+VAL_SPLIT_SEED = 0
+#: Seed of the synthetic data set (independent of the global RNG).
+SYNTHETIC_SEED = 20240607
+
+IDX_LABELS_MAGIC = 2049
+IDX_IMAGES_MAGIC = 2051
+_IDX_STEMS = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+
+
+class DataUnavailableError(RuntimeError):
+    """A data set is not on disk and cannot be downloaded; the message is one line for the user."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Containers
+# --------------------------------------------------------------------------------------------------
+
+def _resolve_device(device: torch.device | str) -> torch.device:
+    """Return a fully specified device (``cuda`` -> ``cuda:<current>``) so it can key a cache."""
+    dev = torch.device(device)
+    if dev.type != "cpu" and dev.index is None:
+        dev = torch.empty(0, device=dev).device
+    return dev
+
+
+@dataclass(frozen=True, eq=False)
+class Split:
+    """One split of a data set: normalised float32 images ``x (N, C, H, W)`` and int64 labels ``y (N,)``."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __post_init__(self) -> None:
+        if self.x.dim() != 4 or self.y.dim() != 1 or self.x.shape[0] != self.y.shape[0]:
+            raise ValueError(f"Split expects x (N, C, H, W) and y (N,), got {tuple(self.x.shape)} "
+                             f"and {tuple(self.y.shape)}")
+        if self.x.device != self.y.device:
+            raise ValueError(f"Split x and y on different devices: {self.x.device} vs {self.y.device}")
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+    @property
+    def device(self) -> torch.device:
+        """Device holding the tensors."""
+        return self.x.device
+
+    def to(self, device: torch.device | str) -> "Split":
+        """Return this split on ``device`` (``self`` if it is already there)."""
+        dev = _resolve_device(device)
+        if self.x.device == dev:
+            return self
+        return Split(self.x.to(dev), self.y.to(dev))
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """A fully loaded data set; ``val`` is carved out of the training set when requested."""
+
+    name: str
+    train: Split
+    test: Split
+    val: Split | None
+    num_classes: int
+    in_shape: tuple[int, int, int]
+    augment: bool
+    source: str
+    _moved: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def splits(self) -> dict[str, Split]:
+        """The present splits by name (``train``, ``val`` if any, ``test``)."""
+        out = {"train": self.train}
+        if self.val is not None:
+            out["val"] = self.val
+        out["test"] = self.test
+        return out
+
+    def to(self, device: torch.device | str) -> "Dataset":
+        """Return the data set with all splits on ``device``; moved once and cached per device."""
+        dev = _resolve_device(device)
+        if self.train.x.device == dev:
+            return self
+        moved = self._moved.get(dev)
+        if moved is None:
+            moved = Dataset(
+                name=self.name, train=self.train.to(dev), test=self.test.to(dev),
+                val=None if self.val is None else self.val.to(dev), num_classes=self.num_classes,
+                in_shape=self.in_shape, augment=self.augment, source=self.source,
+            )
+            moved._moved[self.train.x.device] = self       # moving back returns the original
+            self._moved[dev] = moved
+        return moved
+
+
+# --------------------------------------------------------------------------------------------------
+# IDX files (MNIST / Fashion-MNIST)
+# --------------------------------------------------------------------------------------------------
+
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+    """Read an unsigned-byte IDX file (gzipped or plain) into a uint8 array.
+
+    Magic 2049 gives labels ``(N,)``, magic 2051 images ``(N, H, W)``; the header is big-endian.
+    Raises ``ValueError`` for a bad magic number or a truncated/oversized payload.
+    """
+    with open(path, "rb") as fh:
+        raw = fh.read()
+    if raw[:2] == b"\x1f\x8b":
+        raw = gzip.decompress(raw)
+    if len(raw) < 4:
+        raise ValueError(f"{path}: not an IDX file (only {len(raw)} bytes)")
+    magic = int.from_bytes(raw[:4], "big")
+    if magic not in (IDX_LABELS_MAGIC, IDX_IMAGES_MAGIC):
+        raise ValueError(f"{path}: not an IDX file: magic number {magic}, expected "
+                         f"{IDX_LABELS_MAGIC} (labels) or {IDX_IMAGES_MAGIC} (images)")
+    ndim = magic & 0xFF
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise ValueError(f"{path}: truncated IDX header")
+    dims = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    count = math.prod(dims)
+    if len(raw) - header != count:
+        raise ValueError(f"{path}: IDX payload has {len(raw) - header} bytes, header {dims} needs {count}")
+    return np.frombuffer(raw, dtype=np.uint8, count=count, offset=header).reshape(dims).copy()
+
+
+def _find_idx_files(directory: str) -> dict[str, str] | None:
+    """Paths of the four standard IDX files in ``directory`` (plain or ``.gz``), or None if incomplete."""
+    found = {}
+    for key, stem in _IDX_STEMS.items():
+        for candidate in (stem, stem + ".gz"):
+            path = os.path.join(directory, candidate)
+            if os.path.isfile(path):
+                found[key] = path
+                break
+        else:
+            return None
+    return found
+
+
+def _load_idx_dir(directory: str, pretty: str) -> tuple[torch.Tensor, ...]:
+    """Load the train/test images and labels from a directory holding the four IDX files."""
+    files = _find_idx_files(directory)
+    assert files is not None
+    try:
+        arrays = {key: read_idx(path) for key, path in files.items()}
+    except (OSError, ValueError, EOFError) as exc:
+        raise DataUnavailableError(f"{pretty} files in {directory} are unreadable: {exc}") from exc
+    for part in ("train", "test"):
+        images, labels = arrays[f"{part}_images"], arrays[f"{part}_labels"]
+        if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
+            raise DataUnavailableError(f"{pretty} files in {directory} are inconsistent: {part} images "
+                                       f"{images.shape} vs labels {labels.shape}")
+    return tuple(torch.from_numpy(arrays[k]) for k in
+                 ("train_images", "train_labels", "test_images", "test_labels"))
+
+
+def _idx_candidates(root: str | None, subdir: str, system_dir: str | None) -> list[str]:
+    """Directories searched for IDX files, in order."""
+    dirs = []
+    if root is not None:
+        dirs += [root, os.path.join(root, subdir, "raw")]
+    if system_dir is not None:
+        dirs.append(system_dir)
+    return dirs
+
+
+def _download_reason(exc: BaseException) -> str:
+    """A short one-line reason for a failed torchvision download."""
+    return f"torchvision download failed (offline? {type(exc).__name__})"
+
+
+def _load_idx_dataset(name: str, pretty: str, subdir: str, system_dir: str | None,
+                      root: str | None, download: bool) -> tuple[tuple[torch.Tensor, ...], str]:
+    """Find (or download) an MNIST-style data set; returns the uint8/int tensors and their source."""
+    for directory in _idx_candidates(root, subdir, system_dir):
+        if _find_idx_files(directory) is not None:
+            return _load_idx_dir(directory, pretty), directory
+    if download:
+        try:
+            tensors = _torchvision_idx(name, root, download)
+            return tensors, os.path.abspath(os.path.join(root or DEFAULT_ROOT, subdir, "raw"))
+        except Exception as exc:  # any failure (offline, corrupt download, ...) means "not available"
+            reason = _download_reason(exc)
+    else:
+        reason = "torchvision download disabled (download=False)"
+    looked = [f"{root} (and {os.path.join(root, subdir, 'raw')})"] if root else []
+    looked += [system_dir] if system_dir is not None else []
+    raise DataUnavailableError(_missing_message(name, pretty, looked, system_dir is not None, reason))
+
+
+def _missing_message(name: str, pretty: str, looked: list[str], has_package: bool, reason: str) -> str:
+    """One-line 'not found' message naming every way to get the data."""
+    where = f"looked in {', '.join(looked)}" if looked else "no --data-root given"
+    where += f", and {reason}"
+    if has_package:
+        return (f"{pretty} not found: {where}. Install it with 'apt-get install dataset-{name}' or pass "
+                f"--data-root DIR with the IDX files.")
+    return (f"{pretty} not found: {where}. Pass --data-root DIR with the IDX files (no Debian package "
+            f"exists) or run once with network access to download it.")
+
+
+def _torchvision_idx(name: str, root: str | None, download: bool) -> tuple[torch.Tensor, ...]:
+    """Load MNIST / Fashion-MNIST through torchvision (downloading if allowed)."""
+    from torchvision import datasets
+
+    cls = datasets.FashionMNIST if name == "fashion-mnist" else datasets.MNIST
+    train = cls(root or DEFAULT_ROOT, train=True, download=download)
+    test = cls(root or DEFAULT_ROOT, train=False, download=download)
+    return train.data, train.targets, test.data, test.targets
+
+
+# --------------------------------------------------------------------------------------------------
+# CIFAR (torchvision)
+# --------------------------------------------------------------------------------------------------
+
+def _torchvision_cifar(name: str, root: str, train: bool, download: bool) -> tuple[np.ndarray, list]:
+    """Raw CIFAR arrays ``(N, 32, 32, 3) uint8`` and labels from torchvision."""
+    from torchvision import datasets
+
+    cls = datasets.CIFAR10 if name == "cifar10" else datasets.CIFAR100
+    ds = cls(root, train=train, download=download)
+    return ds.data, ds.targets
+
+
+def _load_cifar(name: str, root: str | None, download: bool) -> tuple[tuple[torch.Tensor, ...], str]:
+    """Load CIFAR-10/100 as uint8 ``(N, 3, 32, 32)`` tensors plus labels."""
+    pretty = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}[name]
+    directory = root or DEFAULT_ROOT
+    try:
+        parts = [_torchvision_cifar(name, directory, train, download) for train in (True, False)]
+    except Exception as exc:  # any failure (offline, corrupt download, ...) means "not available"
+        reason = _download_reason(exc) if download else "torchvision download disabled (download=False)"
+        raise DataUnavailableError(
+            f"{pretty} not found in {os.path.abspath(directory)} and {reason}. Pass --data-root DIR "
+            f"holding torchvision's {name} files or run once with network access to download it."
+        ) from exc
+    tensors = []
+    for images, labels in parts:
+        tensors.append(torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2))
+        tensors.append(torch.as_tensor(np.asarray(labels), dtype=torch.int64))
+    return tuple(tensors), os.path.abspath(directory)
+
+
+# --------------------------------------------------------------------------------------------------
+# Synthetic
+# --------------------------------------------------------------------------------------------------
+
+SYNTHETIC_TRAIN, SYNTHETIC_TEST, SYNTHETIC_CLASSES = 2048, 512, 10
+# Tuned (Adam 1e-3, batch 64): logistic regression reaches ~75% test accuracy after 3 epochs, a
+# 784-100-10 MLP ~88% and LeNet-5 ~87% after 5 (both fit train to ~100%): learnable, not trivial.
+_SYN_SHIFT, _SYN_NOISE, _SYN_SHARED = 3, 1.0, 0.7
+
+
+def _synthetic_prototypes(gen: torch.Generator) -> torch.Tensor:
+    """Smooth class prototypes ``(10, 1, 28, 28)`` sharing a common component (so classes overlap)."""
+    coarse = torch.randn(SYNTHETIC_CLASSES + 1, 1, 7, 7, generator=gen)
+    smooth = F.interpolate(coarse, size=(28, 28), mode="bicubic", align_corners=False)
+    smooth = smooth / smooth.flatten(1).std(dim=1).view(-1, 1, 1, 1)
+    return _SYN_SHARED * smooth[:1] + (1 - _SYN_SHARED) * smooth[1:]
+
+
+def _synthetic_samples(protos: torch.Tensor, n: int, gen: torch.Generator) -> tuple[torch.Tensor, ...]:
+    """``n`` samples: a randomly shifted, rescaled prototype plus Gaussian noise; balanced labels."""
+    labels = torch.arange(n) % SYNTHETIC_CLASSES
+    labels = labels[torch.randperm(n, generator=gen)]
+    offsets = torch.randint(0, 2 * _SYN_SHIFT + 1, (2, n), generator=gen)
+    scale = 0.7 + 0.6 * torch.rand(n, 1, 1, 1, generator=gen)
+    images = _crop_flip(protos[labels], offsets[0], offsets[1], torch.zeros(n, dtype=torch.bool), _SYN_SHIFT)
+    images = scale * images + _SYN_NOISE * torch.randn(images.shape, generator=gen)
+    return images, labels
+
+
+def _load_synthetic() -> tuple[tuple[torch.Tensor, ...], str]:
+    """Generate the deterministic synthetic data set (float images, int64 labels)."""
+    gen = torch.Generator().manual_seed(SYNTHETIC_SEED)
+    protos = _synthetic_prototypes(gen)
+    train_x, train_y = _synthetic_samples(protos, SYNTHETIC_TRAIN, gen)
+    test_x, test_y = _synthetic_samples(protos, SYNTHETIC_TEST, gen)
+    return (train_x, train_y, test_x, test_y), "generated"
+
+
+# --------------------------------------------------------------------------------------------------
+# Registry, splitting, normalisation, cache
+# --------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Spec:
+    description: str
+    num_classes: int
+    augment: bool
+    loader: Callable[[str | None, bool], tuple[tuple[torch.Tensor, ...], str]]
+
+
+_REGISTRY: dict[str, _Spec] = {
+    "fashion-mnist": _Spec(
+        "Fashion-MNIST: 60k/10k 28x28 grey clothing images, 10 classes (IDX files; suite default)",
+        10, False, lambda root, dl: _load_idx_dataset("fashion-mnist", "Fashion-MNIST", "FashionMNIST",
+                                                      DEBIAN_FASHION_MNIST_DIR, root, dl)),
+    "mnist": _Spec(
+        "MNIST: 60k/10k 28x28 grey handwritten digits, 10 classes (IDX files)",
+        10, False, lambda root, dl: _load_idx_dataset("mnist", "MNIST", "MNIST", None, root, dl)),
+    "cifar10": _Spec(
+        "CIFAR-10: 50k/10k 32x32 RGB images, 10 classes (torchvision; random crop + flip)",
+        10, True, lambda root, dl: _load_cifar("cifar10", root, dl)),
+    "cifar100": _Spec(
+        "CIFAR-100: 50k/10k 32x32 RGB images, 100 classes (torchvision; random crop + flip)",
+        100, True, lambda root, dl: _load_cifar("cifar100", root, dl)),
+    "synthetic": _Spec(
+        "Synthetic: 2048/512 generated 28x28 shifted noisy prototypes, 10 classes (offline, fast)",
+        10, False, lambda root, dl: _load_synthetic()),
+}
+
+_CACHE: dict[tuple[str, str | None, float], Dataset] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def available_datasets() -> list[str]:
+    """Names accepted by :func:`load_dataset`, sorted."""
+    return sorted(_REGISTRY)
+
+
+def dataset_descriptions() -> dict[str, str]:
+    """One-line description of every data set, by name (sorted)."""
+    return {name: _REGISTRY[name].description for name in available_datasets()}
+
+
+def clear_cache() -> None:
+    """Forget every loaded data set (mainly for tests)."""
+    with _CACHE_LOCK:
+        _CACHE.clear()
+
+
+def _to_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 ``[0, 255]`` -> float32 ``[0, 1]``; add a channel axis to ``(N, H, W)``; float kept as is."""
+    if images.dim() == 3:
+        images = images.unsqueeze(1)
+    if images.dtype == torch.uint8:
+        return images.to(torch.float32).div_(255.0).contiguous()
+    return images.to(torch.float32).contiguous()
+
+
+def _val_indices(n: int, val_fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sorted (train, val) index tensors of a fixed seeded split of ``n`` training examples."""
+    n_val = round(val_fraction * n)
+    if n_val >= n or (val_fraction > 0 and n_val == 0):
+        raise ValueError(f"val_fraction={val_fraction} leaves an empty split of {n} training examples")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(VAL_SPLIT_SEED))
+    return perm[n_val:].sort().values, perm[:n_val].sort().values
+
+
+def _channel_stats(x: torch.Tensor, chunk: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and population std of ``x (N, C, H, W)``, sums accumulated in float64."""
+    total = torch.zeros(x.shape[1], dtype=torch.float64)
+    total_sq = torch.zeros_like(total)
+    for start in range(0, x.shape[0], chunk):
+        part = x[start:start + chunk]
+        total += part.sum(dim=(0, 2, 3), dtype=torch.float64)
+        total_sq += part.square().sum(dim=(0, 2, 3), dtype=torch.float64)
+    count = max(x.numel() // max(x.shape[1], 1), 1)
+    mean = total / count
+    std = (total_sq / count - mean.square()).clamp_min(0).sqrt()
+    return mean, torch.where(std > 1e-12, std, torch.ones_like(std))
+
+
+def _normalise(train: torch.Tensor, *others: torch.Tensor) -> None:
+    """In place: standardise every tensor with the per-channel mean/std of ``train``."""
+    mean, std = _channel_stats(train)
+    mean, std = mean.to(torch.float32).view(1, -1, 1, 1), std.to(torch.float32).view(1, -1, 1, 1)
+    for tensor in (train, *others):
+        tensor.sub_(mean).div_(std)
+
+
+def _build(name: str, spec: _Spec, tensors: tuple[torch.Tensor, ...], source: str,
+           val_fraction: float) -> Dataset:
+    """Split off validation data, convert to float and normalise; returns the Dataset."""
+    train_x, train_y, test_x, test_y = tensors
+    train_y, test_y = torch.as_tensor(train_y).long(), torch.as_tensor(test_y).long()
+    val = None
+    if val_fraction > 0:
+        tr_idx, va_idx = _val_indices(len(train_y), val_fraction)
+        val = (_to_float(train_x[va_idx]), train_y[va_idx])
+        train_x, train_y = train_x[tr_idx], train_y[tr_idx]
+    train_x, test_x = _to_float(train_x), _to_float(test_x)
+    _normalise(train_x, test_x, *(() if val is None else (val[0],)))
+    return Dataset(
+        name=name, train=Split(train_x, train_y), test=Split(test_x, test_y),
+        val=None if val is None else Split(*val), num_classes=spec.num_classes,
+        in_shape=tuple(train_x.shape[1:]), augment=spec.augment, source=source,
+    )
+
+
+def load_dataset(name: str, root: str | os.PathLike | None = None, val_fraction: float = 0.0,
+                 download: bool = True) -> Dataset:
+    """Load a data set into memory (once per process per ``(name, root, val_fraction)``).
+
+    ``root`` is searched first (MNIST-style IDX files directly in it or in torchvision's
+    ``root/<Name>/raw``; for CIFAR torchvision's layout), then system copies, then torchvision's
+    download when ``download`` is true.  A ``val_fraction`` in ``[0, 1)`` carves a fixed (seed 0)
+    random validation subset out of the training set.  Raises :class:`DataUnavailableError` (one
+    line) when the data cannot be found and ``ValueError`` for a bad name or fraction.
+    """
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown dataset {name!r}; choose from: {', '.join(available_datasets())}")
+    val_fraction = float(val_fraction)
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    resolved = None if root is None else os.path.abspath(os.path.expanduser(os.fspath(root)))
+    key = (name, resolved, val_fraction)
+    with _CACHE_LOCK:
+        if key not in _CACHE:
+            spec = _REGISTRY[name]
+            tensors, source = spec.loader(resolved, download)
+            _CACHE[key] = _build(name, spec, tensors, source, val_fraction)
+        return _CACHE[key]
+
+
+# --------------------------------------------------------------------------------------------------
+# Batching
+# --------------------------------------------------------------------------------------------------
+
+def steps_per_epoch(n: int, batch_size: int, drop_last: bool = False) -> int:
+    """Number of batches :func:`train_batches` yields for ``n`` examples."""
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    return n // batch_size if drop_last else -(-n // batch_size)
+
+
+def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """CPU generator seeded deterministically from ``(seed, epoch)``."""
+    return torch.Generator().manual_seed((int(seed) * 1_000_003 + int(epoch)) & 0xFFFF_FFFF_FFFF_FFFF)
+
+
+def _crop_flip(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, flip: torch.Tensor,
+               pad: int) -> torch.Tensor:
+    """Batched random crop + horizontal flip with one ``gather``.
+
+    ``x`` is zero-padded by ``pad`` on every side; sample ``i`` becomes the ``H x W`` window at
+    ``(dy[i], dx[i])`` (each in ``[0, 2 * pad]``) of its padded image, mirrored when ``flip[i]``.
+    """
+    n, c, h, w = x.shape
+    dev = x.device
+    padded = F.pad(x, (pad, pad, pad, pad)).flatten(2)                          # (n, c, hp * wp)
+    ar_h, ar_w = torch.arange(h, device=dev), torch.arange(w, device=dev)
+    rows = dy.view(n, 1) + ar_h                                                 # (n, h)
+    cols = dx.view(n, 1) + torch.where(flip.view(n, 1), w - 1 - ar_w, ar_w)     # (n, w)
+    flat = rows.view(n, h, 1) * (w + 2 * pad) + cols.view(n, 1, w)              # (n, h, w)
+    return padded.gather(2, flat.view(n, 1, h * w).expand(n, c, h * w)).view(n, c, h, w)
+
+
+def train_batches(split: Split, batch_size: int, seed: int, epoch: int, augment: bool = False,
+                  drop_last: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Shuffled ``(x, y)`` batches of one epoch, gathered on the split's device.
+
+    The order is ``torch.randperm`` from a CPU generator seeded with ``(seed, epoch)``, so it is
+    identical on every call and device.  With ``augment``, each example gets a random crop of its
+    4-pixel zero-padded image plus a random horizontal flip (CIFAR recipe); the offsets and flips are
+    drawn from the same generator after the permutation (the order does not depend on ``augment``).
+    Padding is applied to the *normalised* images: 0 there is the channel mean of the raw
+    training pixels, not black (fine for training, and it keeps padding a single batched op).
+    The last partial batch is kept unless ``drop_last``.
+    """
+    n = len(split)
+    steps = steps_per_epoch(n, batch_size, drop_last)
+    gen = _epoch_generator(seed, epoch)
+    order = torch.randperm(n, generator=gen)
+    aug = None
+    if augment:
+        aug = torch.stack([torch.randint(0, 2 * CROP_PAD + 1, (n,), generator=gen),
+                           torch.randint(0, 2 * CROP_PAD + 1, (n,), generator=gen),
+                           torch.randint(0, 2, (n,), generator=gen)]).to(split.x.device)
+    return _iterate(split, order.to(split.x.device), aug, batch_size, steps)
+
+
+def _iterate(split: Split, order: torch.Tensor, aug: torch.Tensor | None, batch_size: int,
+             steps: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Yield ``steps`` batches following ``order`` (augmenting with ``aug`` when given)."""
+    for step in range(steps):
+        sl = slice(step * batch_size, (step + 1) * batch_size)
+        idx = order[sl]
+        # index_select rather than x[idx]: same result, ~3x faster on CPU.
+        x = split.x.index_select(0, idx)
+        if aug is not None:
+            x = _crop_flip(x, aug[0, sl], aug[1, sl], aug[2, sl].bool(), CROP_PAD)
+        yield x, split.y.index_select(0, idx)
+
+
+def eval_batches(split: Split, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Sequential ``(x, y)`` slices (views, no copies) covering every example once, last partial kept."""
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    return ((split.x[i:i + batch_size], split.y[i:i + batch_size]) for i in range(0, len(split), batch_size))

@@ -1,0 +1,363 @@
+"""Leaderboard (mean and 95% CI over seeds), Markdown table and report files, read from the store.
+
+Reports read only the run store (plain JSON); nothing here imports torch. Rebuild the reports of
+a results folder with ``python -m benchmark.report RESULTS_DIR``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy.special import stdtrit  # inverse CDF of Student's t (lighter import than scipy.stats)
+from tabulate import tabulate
+
+from benchmark.store import RunStore, atomic_write_bytes, atomic_write_text, known_spec_columns, results_frame
+
+#: Leaderboard columns, in order (the first block is the contract; the rest are extras).
+BOARD_COLUMNS = [
+    "dataset", "model", "method", "target_sparsity", "sparsity", "sparsity_all", "neuron_sparsity",
+    "top1", "top1_ci95", "n_seeds", "dead_rate_static", "dead_rate_dynamic", "macs_sparse_ratio",
+    "params_nonzero", "epochs", "train_time_s", "flag",
+]
+EXTRA_COLUMNS = [
+    "top1_std", "delta_vs_dense", "n_runs", "top1_best", "val_top1", "activation", "method_base",
+    "method_hparams", "train_config", "cell_id",
+]
+#: Metrics averaged over the complete seeds of a cell.
+MEAN_METRICS = [
+    "sparsity", "sparsity_all", "neuron_sparsity", "top1", "dead_rate_static", "dead_rate_dynamic",
+    "params_nonzero", "epochs", "train_time_s", "top1_best", "val_top1",
+]
+#: Spec fields that identify the cell but are not part of its training configuration.
+CELL_FIELDS = {"dataset", "model", "activation", "method", "method_hparams", "target_sparsity", "seed"}
+#: Spec fields saying where/how a run executes (not part of the run id, so not of the configuration).
+EXECUTION_FIELDS = {"data_root", "device", "spec_device", "amp", "eval_every", "checkpoint_every",
+                    "workers", "num_workers"}
+DENSE = "dense"
+HEADER_LINE = ("top-1 = final-epoch test accuracy, mean ± 95% CI (t) over seeds; "
+               "sparsity over prunable weights, measured from the weights")
+_EPS = 1e-9  # float slack on the sparsity tolerance (|0.91 - 0.90| is 0.010000000000000009)
+
+
+class NoRunsError(ValueError):
+    """Raised when a report is asked for and the store holds no readable run."""
+
+
+@dataclass
+class ReportPaths:
+    """What :func:`write_reports` wrote; ``table`` is the Markdown text (the CLI prints it)."""
+
+    csv: Path
+    markdown: Path
+    plots: list[Path]
+    table: str
+
+
+# ----------------------------------------------------------------------------------------------
+# statistics
+
+def ci95_halfwidth(values: Sequence[float]) -> float:
+    """Half-width of the t-based 95% confidence interval of the mean: t_{0.975,n-1} * s / sqrt(n).
+
+    ``s`` is the sample standard deviation (ddof=1). Missing and non-finite values are ignored;
+    fewer than two values give NaN.
+    """
+    xs = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    if len(xs) < 2:
+        return math.nan
+    return float(stdtrit(len(xs) - 1, 0.975) * statistics.stdev(xs) / math.sqrt(len(xs)))
+
+
+def _std(values: Sequence[float]) -> float:
+    xs = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    return statistics.stdev(xs) if len(xs) >= 2 else math.nan
+
+
+def _numbers(frame: pd.DataFrame, column: str) -> pd.Series:
+    """A column as floats (NaN where missing); an all-NaN series when the column is absent."""
+    if column not in frame:
+        return pd.Series(np.nan, index=frame.index, dtype=float)
+    return pd.to_numeric(frame[column], errors="coerce").astype(float)
+
+
+def _mean(frame: pd.DataFrame, column: str) -> float:
+    values = _numbers(frame, column).dropna()
+    return float(values.mean()) if len(values) else math.nan
+
+
+# ----------------------------------------------------------------------------------------------
+# cells and training configurations
+
+def _plain(value):
+    """A JSON-friendly scalar for keys: NaN -> None, numpy -> Python."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def _spec_columns(runs: pd.DataFrame) -> list[str]:
+    known = runs.attrs.get("spec_columns") or known_spec_columns()
+    return [c for c in known if c in runs.columns]
+
+
+def training_config_columns(runs: pd.DataFrame) -> list[str]:
+    """Spec columns describing the training setup (budget, optimiser, schedule, split)."""
+    return [c for c in _spec_columns(runs) if c not in CELL_FIELDS | EXECUTION_FIELDS]
+
+
+def _train_config(row: pd.Series, columns: list[str]) -> str:
+    return json.dumps({c: _plain(row[c]) for c in columns}, sort_keys=True, default=str)
+
+
+def cell_keys(runs: pd.DataFrame) -> pd.Series:
+    """The cell of each run: its ``cell_id``, or (when missing) its spec without seed and execution."""
+    spec_cols = [c for c in _spec_columns(runs) if c != "seed" and c not in EXECUTION_FIELDS]
+
+    def key(row: pd.Series) -> str:
+        cell_id = _plain(row.get("cell_id"))
+        if cell_id:
+            return str(cell_id)
+        return "spec:" + json.dumps({c: _plain(row[c]) for c in spec_cols}, sort_keys=True, default=str)
+
+    if runs.empty:
+        return pd.Series([], index=runs.index, dtype=object)
+    return runs.apply(key, axis=1)
+
+
+# ----------------------------------------------------------------------------------------------
+# leaderboard
+
+def _flags(complete: pd.DataFrame, n_runs: int, target: float, tolerance: float) -> list[str]:
+    """Every problem of one cell, in words (empty list when fine)."""
+    if complete.empty:
+        return ["all seeds failed"]
+    flags = []
+    sparsity = _numbers(complete, "sparsity")
+    if sparsity.isna().any():
+        flags.append(f"sparsity not measured ({int(sparsity.isna().sum())}/{len(sparsity)} seeds)")
+    measured = sparsity.dropna()
+    if not math.isnan(target) and len(measured) and ((measured - target).abs() > tolerance + _EPS).any():
+        flags.append(f"sparsity off target ({measured.mean():.3f} vs {target:.3f})")
+    n_failed = n_runs - len(complete)
+    if n_failed:
+        flags.append(f"{n_failed}/{n_runs} seeds failed")
+    return flags
+
+
+def _summarise_cell(cell_id: str, rows: pd.DataFrame, config_cols: list[str], tolerance: float) -> dict:
+    """One leaderboard row from all runs (seeds) of one cell."""
+    first = rows.iloc[0]
+    complete = rows[rows["status"] == "complete"]
+    target = _mean(rows.iloc[:1], "target_sparsity")
+    top1 = _numbers(complete, "top1").tolist()
+    ratio = _numbers(complete, "macs_sparse") / _numbers(complete, "macs_dense").replace(0, np.nan)
+    method_base = _plain(first.get("method"))
+    row = {
+        "dataset": _plain(first.get("dataset")),
+        "model": _plain(first.get("model")),
+        "method": _plain(first.get("label")) or method_base,
+        "target_sparsity": target,
+        **{m: _mean(complete, m) for m in MEAN_METRICS},
+        "top1_ci95": ci95_halfwidth(top1),
+        "top1_std": _std(top1),
+        "n_seeds": len(complete),
+        "n_runs": len(rows),
+        "macs_sparse_ratio": float(ratio.mean()) if ratio.notna().any() else math.nan,
+        "flag": "; ".join(_flags(complete, len(rows), target, tolerance)),
+        "activation": _plain(first.get("activation")),
+        "method_base": method_base,
+        "method_hparams": _plain(first.get("method_hparams")),
+        "train_config": _train_config(first, config_cols),
+        "cell_id": cell_id,
+    }
+    return row
+
+
+def _dense_key(row: pd.Series) -> tuple:
+    return tuple(_plain(row[c]) for c in ("dataset", "model", "activation", "train_config"))
+
+
+def _delta_vs_dense(board: pd.DataFrame) -> pd.Series:
+    """top1 minus the dense top1 of the same dataset/model/activation/training config (NaN if none)."""
+    dense = board[(board["method_base"] == DENSE) & board["top1"].notna()]
+    reference: dict[tuple, float] = {}
+    for _, row in dense.sort_values("n_seeds").iterrows():  # the dense cell with most seeds wins
+        reference[_dense_key(row)] = row["top1"]
+    return board.apply(lambda r: r["top1"] - reference.get(_dense_key(r), math.nan), axis=1).astype(float)
+
+
+def leaderboard(runs: pd.DataFrame, sparsity_tolerance: float = 0.01) -> pd.DataFrame:
+    """One row per cell (all seeds of one configuration): means over complete seeds, CI, flags.
+
+    ``runs`` is :meth:`RunStore.frame`. Columns: :data:`BOARD_COLUMNS` then :data:`EXTRA_COLUMNS`.
+    ``method`` is the run label (method plus non-default hparams). Rows are sorted by dataset,
+    model, target sparsity, then top-1 descending. ``flag`` lists every problem of the cell,
+    joined with "; ": measured sparsity beyond ``sparsity_tolerance`` of the target on any seed,
+    failed seeds ("k/n seeds failed", any status other than ``complete`` counts), or
+    "all seeds failed" (metric columns NaN). A single seed is not a flag (its CI is NaN).
+    """
+    columns = BOARD_COLUMNS + EXTRA_COLUMNS
+    if runs.empty:
+        return pd.DataFrame(columns=columns)
+    config_cols = training_config_columns(runs)
+    keys = cell_keys(runs)
+    rows = [_summarise_cell(key, group, config_cols, sparsity_tolerance)
+            for key, group in runs.groupby(keys, sort=True)]
+    board = pd.DataFrame(rows)
+    board["delta_vs_dense"] = _delta_vs_dense(board)
+    board = board.sort_values(
+        ["dataset", "model", "target_sparsity", "top1", "method", "cell_id"],
+        ascending=[True, True, True, False, True, True], na_position="last", kind="mergesort")
+    board = board.reset_index(drop=True)[columns]
+    board["n_seeds"] = board["n_seeds"].astype(int)
+    board["n_runs"] = board["n_runs"].astype(int)
+    return board
+
+
+# ----------------------------------------------------------------------------------------------
+# Markdown
+
+def _isnan(value) -> bool:
+    return value is None or (isinstance(value, (float, np.floating)) and math.isnan(value))
+
+
+def _fmt(value, spec: str, scale: float = 1.0, missing: str = "—") -> str:
+    return missing if _isnan(value) else format(float(value) * scale, spec)
+
+
+def _fmt_target(value) -> str:
+    return "—" if _isnan(value) else f"{100 * float(value):g}%"
+
+
+def _fmt_top1(row: pd.Series) -> str:
+    if _isnan(row["top1"]):
+        return "—"
+    text = f"{100 * row['top1']:.2f}"
+    return text if _isnan(row["top1_ci95"]) else f"{text} ± {100 * row['top1_ci95']:.2f}"
+
+
+_MD_COLUMNS = [  # (header, formatter, right-aligned)
+    ("dataset", lambda r: str(r["dataset"]), False),
+    ("model", lambda r: str(r["model"]), False),
+    ("method", lambda r: str(r["method"]), False),
+    ("target", lambda r: _fmt_target(r["target_sparsity"]), True),
+    ("sparsity (%)", lambda r: _fmt(r["sparsity"], ".2f", 100), True),
+    ("top-1 (%)", _fmt_top1, True),
+    ("Δ dense (pp)", lambda r: _fmt(r["delta_vs_dense"], "+.2f", 100), True),
+    ("seeds", lambda r: str(int(r["n_seeds"])), True),
+    ("dead units (%)", lambda r: _fmt(r["neuron_sparsity"], ".1f", 100), True),
+    ("dead static (%)", lambda r: _fmt(r["dead_rate_static"], ".1f", 100), True),
+    ("dead dynamic (%)", lambda r: _fmt(r["dead_rate_dynamic"], ".1f", 100), True),
+    ("MACs (% dense)", lambda r: _fmt(r["macs_sparse_ratio"], ".2f", 100), True),
+    ("nonzero params", lambda r: _fmt(r["params_nonzero"], ",.0f"), True),
+    ("epochs", lambda r: _fmt(r["epochs"], "g"), True),
+    ("time (s)", lambda r: _fmt(r["train_time_s"], ".1f"), True),
+    ("flag", lambda r: str(r["flag"] or ""), False),
+]
+
+
+def _table(board: pd.DataFrame) -> str:
+    columns = list(_MD_COLUMNS)
+    if board["activation"].nunique(dropna=True) > 1:
+        columns.insert(2, ("activation", lambda r: str(r["activation"]), False))
+    headers = [h for h, _, _ in columns]
+    body = [[fmt(row) for _, fmt, _ in columns] for _, row in board.iterrows()]
+    align = ["right" if right else "left" for _, _, right in columns]
+    return tabulate(body, headers=headers, tablefmt="pipe", disable_numparse=True, colalign=align)
+
+
+def to_markdown(board: pd.DataFrame, sparsity_tolerance: float | None = None) -> str:
+    """The leaderboard as a Markdown document: explanation line, pipe table, notes on the flags."""
+    tol = "the tolerance" if sparsity_tolerance is None else f"{sparsity_tolerance:g}"
+    lines = [
+        "# prunebench leaderboard",
+        "",
+        HEADER_LINE + ".",
+        "Other columns are means over the complete seeds. Δ dense = top-1 minus the dense model's "
+        "top-1 (same data, model and training), in percentage points. dead units = structurally dead "
+        "hidden units (no incoming weight); dead static = units never active on the test set; "
+        "dead dynamic = zero post-activation entries over the training batches. MACs are theoretical "
+        "(one forward pass, scaled by weight density and live inputs), as % of the dense model.",
+        "",
+        _table(board) if len(board) else "_no runs_",
+        "",
+        f"Flags: *sparsity off target (actual vs target)* = some seed's measured sparsity differs from "
+        f"its target by more than {tol} (the mean actual sparsity is shown); *k/n seeds failed* = "
+        f"those seeds are left out of the means (their errors are in runs/<run_id>/result.json); "
+        f"a single seed has no CI.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------
+# files
+
+def write_reports(store: RunStore, out_dir: str | Path, run_ids: Iterable[str] | None = None,
+                  sparsity_tolerance: float = 0.01, plots: bool = True) -> ReportPaths:
+    """Write leaderboard.csv, leaderboard.md and (optionally) plots/*.png under ``out_dir``.
+
+    Everything is computed in memory first, then each file is written atomically, so a failure
+    never leaves a half-written report. Figures that cannot be drawn (nothing to show) are not
+    written, and a stale copy of such a figure from an earlier report is removed.
+    Raises :class:`NoRunsError` when the store (restricted to ``run_ids``) has no readable run.
+    """
+    results = store.results(run_ids)
+    if not results:
+        raise NoRunsError(f"no runs found in {store.runs_dir}")
+    runs = results_frame(results)
+    board = leaderboard(runs, sparsity_tolerance)
+    table = to_markdown(board, sparsity_tolerance)
+    figures: dict[str, bytes] = {}
+    if plots:
+        from benchmark.plots import render_figures  # matplotlib only when plotting
+        figures = render_figures(runs, results, board)
+    out = Path(out_dir)
+    csv_path = atomic_write_text(out / "leaderboard.csv", board.to_csv(index=False))
+    md_path = atomic_write_text(out / "leaderboard.md", table)
+    plot_paths = [atomic_write_bytes(out / "plots" / name, data) for name, data in figures.items()]
+    if plots:
+        _remove_stale_figures(out / "plots", set(figures))
+    return ReportPaths(csv=csv_path, markdown=md_path, plots=plot_paths, table=table)
+
+
+def _remove_stale_figures(plot_dir: Path, written: set[str]) -> None:
+    from benchmark.plots import FIGURE_NAMES
+    for name in FIGURE_NAMES:
+        if name not in written:
+            (plot_dir / name).unlink(missing_ok=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI: rebuild the reports of a results folder from every run in its store."""
+    parser = argparse.ArgumentParser(prog="python -m benchmark.report", description=main.__doc__)
+    parser.add_argument("results_dir", type=Path, help="results folder (holds runs/<run_id>/result.json)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="where to write the reports (default: results_dir)")
+    parser.add_argument("--sparsity-tolerance", type=float, default=0.01,
+                        help="flag cells whose measured sparsity misses the target by more (default 0.01)")
+    parser.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
+    args = parser.parse_args(argv)
+    try:
+        paths = write_reports(RunStore(args.results_dir), args.out or args.results_dir,
+                              sparsity_tolerance=args.sparsity_tolerance, plots=not args.no_plots)
+    except NoRunsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(paths.table)
+    print(f"wrote {paths.csv}, {paths.markdown}" + "".join(f", {p}" for p in paths.plots))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,243 @@
+"""Run storage: one folder per run, atomic JSON writes, and a DataFrame view of all runs.
+
+Layout::
+
+    <root>/runs/<run_id>/result.json
+
+The store persists the result dict produced by ``benchmark.train`` as-is (after making it
+JSON-safe) and never imports torch: everything here reads and writes plain JSON.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import uuid
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+import pandas as pd
+
+RESULT_FILE = "result.json"
+
+#: Columns every frame has, in this order, even when the store is empty.
+CORE_COLUMNS = ["run_id", "cell_id", "status", "error", "label"]
+
+#: Spec fields known today (flattened into the frame in this order; unknown fields follow).
+SPEC_FIELDS = [
+    "dataset", "model", "activation", "method", "method_hparams", "target_sparsity", "seed",
+    "epochs", "batch_size", "lr", "momentum", "nesterov", "weight_decay", "lr_schedule", "warmup_epochs",
+    "val_fraction",
+]
+
+#: Metric fields known today (see the Metrics table of the design).
+METRIC_FIELDS = [
+    "top1", "top1_best", "val_top1", "sparsity", "sparsity_all", "neuron_sparsity",
+    "dead_rate_static", "dead_rate_dynamic", "params", "params_nonzero", "macs_dense",
+    "macs_sparse", "train_time_s", "epochs",
+]
+
+#: Environment fields copied into the frame.
+ENV_FIELDS = ["device"]
+
+#: Prefix given to a spec field whose name is taken by a core, metric or environment column
+#: (``spec.epochs`` is the planned budget and becomes ``spec_epochs``; ``epochs`` is what ran).
+SPEC_PREFIX = "spec_"
+
+_RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def json_safe(value: Any, where: str = "result") -> Any:
+    """Return ``value`` as plain JSON types: NaN/inf -> None, numpy scalars/arrays -> Python.
+
+    Objects with a ``tolist()`` method (numpy arrays, tensors) are converted through it, so the
+    store needs no torch import. Raises ``TypeError`` naming the offending key otherwise.
+    """
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (int, np.integer)) and not isinstance(value, np.bool_):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, (float, np.floating)):
+        number = float(value)
+        return number if math.isfinite(number) else None
+    if isinstance(value, dict):
+        return {str(k): json_safe(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "tolist"):
+        return json_safe(value.tolist(), where)
+    raise TypeError(f"{where}: value of type {type(value).__name__} is not JSON-serialisable")
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically: unique temp file in the same folder, fsync, replace.
+
+    The temp name holds the pid and a uuid, so concurrent writers never share a temp file;
+    readers see either the old file or the new one, never a partial one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}.{uuid.uuid4().hex}")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """UTF-8 text version of :func:`atomic_write_bytes`."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Best-effort fsync of a directory so the rename itself is durable (no-op where unsupported)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class RunStore:
+    """A folder of runs, ``root/runs/<run_id>/result.json``."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.runs_dir = self.root / "runs"
+
+    def __repr__(self) -> str:
+        return f"RunStore({str(self.root)!r})"
+
+    def run_dir(self, run_id: str) -> Path:
+        """The folder of one run (not created). Rejects ids that are not plain folder names."""
+        if not isinstance(run_id, str) or not _RUN_ID_RE.match(run_id):
+            raise ValueError(f"invalid run_id {run_id!r}")
+        return self.runs_dir / run_id
+
+    def load(self, run_id: str) -> dict | None:
+        """The stored result, or None when absent, unreadable, corrupt or not a JSON object."""
+        return _read_result(self.run_dir(run_id) / RESULT_FILE)
+
+    def is_complete(self, run_id: str) -> bool:
+        """True when the run is stored and its status is ``complete``."""
+        result = self.load(run_id)
+        return result is not None and result.get("status") == "complete"
+
+    def save(self, result: dict) -> Path:
+        """Persist ``result`` (must hold ``run_id``) atomically; returns the path of result.json."""
+        if "run_id" not in result:
+            raise ValueError("result has no run_id")
+        safe = json_safe(result)
+        text = json.dumps(safe, indent=2, allow_nan=False) + "\n"
+        return atomic_write_text(self.run_dir(safe["run_id"]) / RESULT_FILE, text)
+
+    def run_ids(self) -> list[str]:
+        """Ids of every run folder holding a result.json file (readable or not), sorted."""
+        if not self.runs_dir.is_dir():
+            return []
+        return sorted(p.name for p in self.runs_dir.iterdir()
+                      if p.is_dir() and (p / RESULT_FILE).is_file() and _RUN_ID_RE.match(p.name))
+
+    def iter_results(self) -> Iterator[dict]:
+        """Every readable result, sorted by run_id (unreadable ones are skipped)."""
+        for run_id in self.run_ids():
+            result = self.load(run_id)
+            if result is not None:
+                yield result
+
+    def results(self, run_ids: Iterable[str] | None = None) -> list[dict]:
+        """Readable results, all of them or those of ``run_ids`` (missing ones skipped), by run_id."""
+        if run_ids is None:
+            return list(self.iter_results())
+        loaded = (self.load(r) for r in sorted(set(run_ids)))
+        return [r for r in loaded if r is not None]
+
+    def frame(self, run_ids: Iterable[str] | None = None) -> pd.DataFrame:
+        """One row per readable run; see :func:`results_frame` for the columns."""
+        return results_frame(self.results(run_ids))
+
+
+def _read_result(path: Path) -> dict | None:
+    """Parse one result.json; None on any read or parse problem."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _flatten(result: dict) -> tuple[dict, list[str], list[str]]:
+    """One frame row from a result dict; also returns its spec and metric column names."""
+    row = {key: result.get(key) for key in CORE_COLUMNS}
+    metrics = result.get("metrics") or {}
+    taken = set(CORE_COLUMNS) | set(METRIC_FIELDS) | set(metrics) | set(ENV_FIELDS)
+    spec_cols = []
+    for key, value in (result.get("spec") or {}).items():
+        column = SPEC_PREFIX + key if key in taken else key
+        if key == "method_hparams":
+            value = json.dumps(value or {}, sort_keys=True)
+        row[column] = value
+        spec_cols.append(column)
+    for key, value in metrics.items():
+        row[key] = value
+    environment = result.get("environment") or {}
+    for key in ENV_FIELDS:
+        row[key] = environment.get(key)
+    return row, spec_cols, list(metrics)
+
+
+def known_spec_columns() -> list[str]:
+    """Frame column names of the known spec fields (``epochs`` becomes ``spec_epochs``)."""
+    taken = set(CORE_COLUMNS) | set(METRIC_FIELDS) | set(ENV_FIELDS)
+    return [SPEC_PREFIX + k if k in taken else k for k in SPEC_FIELDS]
+
+
+def results_frame(results: Iterable[dict]) -> pd.DataFrame:
+    """Flatten result dicts into a DataFrame, one row per run.
+
+    Columns: ``run_id, cell_id, status, error, label``; every spec key (``method_hparams`` as a
+    sorted JSON string; a spec key clashing with a metric name gets the ``spec_`` prefix, e.g.
+    ``spec_epochs``); every metric key; ``device``. Known spec and metric columns are always
+    present (NaN/None where a run lacks them), so an empty store gives an empty frame with them.
+    ``frame.attrs["spec_columns"]`` / ``["metric_columns"]`` list which columns came from where.
+    """
+    rows, spec_cols, metric_cols = [], known_spec_columns(), list(METRIC_FIELDS)
+    for result in results:
+        row, specs, metrics = _flatten(result)
+        rows.append(row)
+        spec_cols += [c for c in specs if c not in spec_cols]
+        metric_cols += [c for c in metrics if c not in metric_cols]
+    columns = CORE_COLUMNS + spec_cols + metric_cols + ENV_FIELDS
+    frame = pd.DataFrame(rows, columns=columns)
+    for column in metric_cols + spec_cols:
+        frame[column] = _maybe_numeric(frame[column])
+    frame.attrs["spec_columns"] = spec_cols
+    frame.attrs["metric_columns"] = metric_cols
+    return frame
+
+
+def _maybe_numeric(series: pd.Series) -> pd.Series:
+    """Numeric dtype when every non-null value is a (non-bool) number; unchanged otherwise."""
+    values = series.dropna()
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        numeric = pd.to_numeric(series, errors="coerce")
+        return numeric.astype(float) if values.empty else numeric
+    return series

@@ -1,0 +1,214 @@
+"""One run: a ``RunSpec`` in, a result dict out (the store persists it as ``result.json``).
+
+The loop is the same for every method: seeded model initialisation and data order (so every
+method in a grid starts from identical weights and sees identical batches per seed), SGD with
+momentum unless the method brings its own optimizer, a per-step LR schedule, AMP on CUDA, and
+the method's hooks around ``backward`` and ``step``. Dead-neuron counting rides on forward hooks.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import platform
+import socket
+import time
+from contextlib import nullcontext
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+
+import methods
+from benchmark import metrics
+from benchmark.data import Dataset, load_dataset, steps_per_epoch, train_batches
+from benchmark.spec import RunSpec
+from methods.activations import ActivationMonitor
+from methods.schedules import lr_at
+from models import get_model
+
+EVAL_BATCH = 1024
+ProgressFn = Callable[[int, int], None]
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` → CUDA when available, else CPU; an unavailable CUDA request is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {name!r} requested but CUDA is not available")
+    return device
+
+
+class Precision:
+    """Autocast and gradient scaling: bf16 on CUDA when supported, else fp16 with a scaler."""
+
+    def __init__(self, device: torch.device, enabled: bool):
+        self.enabled = enabled and device.type == "cuda"
+        self.dtype = None
+        self.scaler = None
+        if self.enabled:
+            self.dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            if self.dtype == torch.float16:
+                self.scaler = torch.amp.GradScaler("cuda")
+        self.autocast = (partial(torch.autocast, device_type="cuda", dtype=self.dtype)
+                         if self.enabled else nullcontext)
+
+    def backward(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
+        if self.scaler is None:
+            loss.backward()
+            return
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(optimizer)  # methods see true gradients in after_backward
+
+    def step(self, optimizer: torch.optim.Optimizer) -> None:
+        if self.scaler is None:
+            optimizer.step()
+        else:
+            self.scaler.step(optimizer)
+            self.scaler.update()
+
+
+def environment(device: torch.device, precision: Precision) -> dict[str, Any]:
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or "cpu")
+    return {
+        "torch": torch.__version__, "python": platform.python_version(), "device": device.type,
+        "device_name": name, "amp": precision.enabled,
+        "amp_dtype": str(precision.dtype).replace("torch.", "") if precision.dtype else None,
+        "threads": torch.get_num_threads(), "hostname": socket.gethostname(),
+        "started_at": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+def build(spec: RunSpec, dataset: Dataset, device: torch.device):
+    """Model (seeded init, identical for every method of a seed) and method instance."""
+    torch.manual_seed(spec.seed)
+    model = get_model(spec.model, dataset.in_shape, dataset.num_classes, activation=spec.activation)
+    model.to(device)
+    method = methods.get_method(spec.method, target_sparsity=spec.target_sparsity, seed=spec.seed,
+                                **spec.method_hparams)
+    return model, method
+
+
+def run(spec: RunSpec, progress: ProgressFn | None = None, workdir: Path | None = None) -> dict[str, Any]:
+    """Train and measure one run; returns the complete result dict (status ``complete``)."""
+    device = resolve_device(spec.device)
+    precision = Precision(device, spec.amp)
+    env = environment(device, precision)
+    dataset = load_dataset(spec.dataset, root=spec.data_root, val_fraction=spec.val_fraction).to(device)
+    model, method = build(spec, dataset, device)
+    plan = method.plan(spec.epochs)
+    optimizer = method.make_optimizer(model, methods.OptimizerConfig(
+        lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay, nesterov=spec.nesterov))
+    n_steps = steps_per_epoch(len(dataset.train), spec.batch_size)
+    method.attach(model, optimizer, n_steps, plan.total_epochs)
+    monitor = ActivationMonitor(model)
+
+    history: list[dict[str, Any]] = []
+    start_epoch, train_time = 0, 0.0
+    checkpoint = (workdir / "checkpoint.pt") if workdir and spec.checkpoint_every > 0 else None
+    if checkpoint is not None and checkpoint.exists():
+        start_epoch, train_time, history = _resume(checkpoint, model, optimizer, method, precision)
+
+    cycle_steps = plan.lr_cycle_epochs * n_steps
+    warmup_steps = spec.warmup_epochs * n_steps
+    step = start_epoch * n_steps
+    for epoch in range(start_epoch, plan.total_epochs):
+        t0 = time.perf_counter()
+        model.train()
+        monitor.reset_zeros()
+        monitor.count_zeros = True
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), dtype=torch.long, device=device)
+        current_lr = None
+        for x, y in train_batches(dataset.train, spec.batch_size, spec.seed, epoch, augment=dataset.augment):
+            lr = lr_at(step % cycle_steps, cycle_steps, spec.lr, spec.lr_schedule, warmup_steps)
+            step += 1
+            if lr != current_lr:
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                current_lr = lr
+            with precision.autocast():
+                logits = model(x)
+                loss = F.cross_entropy(logits, y)
+            optimizer.zero_grad(set_to_none=True)
+            precision.backward(loss, optimizer)
+            method.after_backward(step)
+            precision.step(optimizer)
+            method.after_step(step)
+            loss_sum += loss.detach() * y.shape[0]
+            correct += (logits.argmax(dim=1) == y).sum()
+        monitor.count_zeros = False
+        epoch_time = time.perf_counter() - t0
+        train_time += epoch_time
+        last = epoch == plan.total_epochs - 1
+        n = len(dataset.train)
+        record = {"epoch": epoch + 1, "lr": current_lr, "train_loss": float(loss_sum) / n,
+                  "train_top1": int(correct) / n, "dead_rate_dynamic": monitor.zero_rate(),
+                  "sparsity": metrics.weight_sparsity(model)[0], "epoch_time_s": epoch_time,
+                  "top1": None}
+        if not last and spec.eval_every > 0 and (epoch + 1) % spec.eval_every == 0:
+            record["top1"] = metrics.evaluate(model, dataset.test, EVAL_BATCH, precision.autocast)
+        history.append(record)
+        method.on_epoch_end(epoch)  # after the epoch's record: IMP rewinds here
+        if checkpoint is not None and not last and (epoch + 1) % spec.checkpoint_every == 0:
+            _save_checkpoint(checkpoint, epoch + 1, train_time, history, model, optimizer, method, precision)
+        if progress is not None:
+            progress(epoch + 1, plan.total_epochs)
+
+    final = final_metrics(model, dataset, monitor, precision)
+    monitor.remove()
+    history[-1]["top1"] = final["top1"]
+    tops = [h["top1"] for h in history if h["top1"] is not None]
+    sparsity, layer_sparsity = metrics.weight_sparsity(model)
+    result_metrics = {
+        **final, "top1_best": max(tops), "sparsity": sparsity, **metrics.parameter_counts(model),
+        "neuron_sparsity": metrics.neuron_sparsity(model),
+        "dead_rate_dynamic": history[-1]["dead_rate_dynamic"],
+        "train_time_s": train_time, "epochs": plan.total_epochs,
+    }
+    if checkpoint is not None and checkpoint.exists():
+        checkpoint.unlink()
+    return {
+        "run_id": spec.run_id, "cell_id": spec.cell_id, "status": "complete", "error": None,
+        "label": method.label(), "spec": spec.to_dict(), "environment": env,
+        "metrics": result_metrics, "layer_sparsity": layer_sparsity, "history": history,
+    }
+
+
+def final_metrics(model: torch.nn.Module, dataset: Dataset, monitor: ActivationMonitor,
+                  precision: Precision) -> dict[str, Any]:
+    """One pass over the test set (eval mode): top-1, statically dead units and alive inputs."""
+    probe = metrics.LayerProbe(model)
+    monitor.reset_units()
+    monitor.track_units = True
+    top1 = metrics.evaluate(model, dataset.test, EVAL_BATCH, precision.autocast)
+    monitor.track_units = False
+    probe.remove()
+    macs_dense, macs_sparse = metrics.macs(model, probe)
+    val = (metrics.evaluate(model, dataset.val, EVAL_BATCH, precision.autocast)
+           if dataset.val is not None else None)
+    return {"top1": top1, "val_top1": val, "dead_rate_static": monitor.dead_unit_rate(),
+            "macs_dense": macs_dense, "macs_sparse": macs_sparse}
+
+
+def _save_checkpoint(path: Path, epoch: int, train_time: float, history: list, model, optimizer,
+                     method, precision: Precision) -> None:
+    state = {"epoch": epoch, "train_time": train_time, "history": history,
+             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+             "method": method.state_dict(),
+             "scaler": precision.scaler.state_dict() if precision.scaler else None}
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+def _resume(path: Path, model, optimizer, method, precision: Precision) -> tuple[int, float, list]:
+    state = torch.load(path, map_location=next(model.parameters()).device, weights_only=False)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    method.load_state_dict(state["method"])
+    if precision.scaler and state["scaler"]:
+        precision.scaler.load_state_dict(state["scaler"])
+    return state["epoch"], state["train_time"], state["history"]

@@ -1,0 +1,187 @@
+"""The method contract: what every pruning method gives the training loop.
+
+A method is a class with a hyperparameter dataclass (``Hparams``: its fields become CLI flags and
+part of the run id) and a few hooks a training loop calls. The hooks take only step/epoch
+numbers, so a user can drive a method from their own loop::
+
+    method = get_method("gmp", target_sparsity=0.9)
+    plan = method.plan(epochs)                         # epochs actually trained (IMP trains more)
+    optimizer = method.make_optimizer(model, OptimizerConfig(lr=0.1))
+    method.attach(model, optimizer, steps_per_epoch, plan.total_epochs)
+    for epoch in range(plan.total_epochs):
+        for x, y in batches:
+            step += 1                                  # 1-based optimizer step
+            loss_fn(model(x), y).backward()
+            method.after_backward(step)                # dense gradients are available here
+            optimizer.step(); optimizer.zero_grad()
+            method.after_step(step)                    # prune / regrow / re-apply masks
+        method.on_epoch_end(epoch)                     # 0-based epoch just finished
+
+Steps are counted from 1 (the step just taken); epochs from 0. The learning rate restarts every
+``plan.lr_cycle_epochs`` epochs (IMP retrains each round with a fresh schedule).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from methods.masks import (all_prunable_weights, apply_masks, magnitude_scores, masks_from_scores,
+                           masks_like, prunable_weights, target_prune_count)
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    """The grid's shared optimizer settings (SGD + momentum by default)."""
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    nesterov: bool = False
+
+
+@dataclass(frozen=True)
+class EpochPlan:
+    """How many epochs a method trains, and after how many the LR schedule restarts."""
+    total_epochs: int
+    lr_cycle_epochs: int
+
+
+@dataclass(frozen=True)
+class NoHparams:
+    """A method without hyperparameters."""
+
+
+class PruningMethod:
+    """Base class: dense training with masks that are re-applied after every step.
+
+    Subclasses set ``name``, ``description``, ``Hparams`` and override the hooks they need. The
+    base keeps ``masks`` (name → 0/1 tensor in the weight's dtype) over ``weights`` (name →
+    parameter) and re-applies them to weights *and* optimizer state after each step.
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    Hparams: ClassVar[type] = NoHparams
+    #: True when the method removes weights at discrete prune events (what AP can ride on).
+    has_prune_events: ClassVar[bool] = False
+
+    def __init__(self, target_sparsity: float = 0.0, hparams: Any = None, seed: int = 0):
+        if not 0.0 <= target_sparsity < 1.0:
+            raise ValueError(f"target sparsity must be in [0, 1), got {target_sparsity}")
+        self.target_sparsity = float(target_sparsity)
+        self.hp = hparams if hparams is not None else self.Hparams()
+        self.seed = seed
+        self.masks: dict[str, Tensor] = {}
+        self.weights: dict[str, nn.Parameter] = {}
+        self.model: nn.Module | None = None
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.steps_per_epoch = 0
+        self.total_epochs = 0
+
+    # configuration ------------------------------------------------------------------------
+    def plan(self, epochs: int) -> EpochPlan:
+        """The epoch budget this method trains when the grid asks for ``epochs``."""
+        return EpochPlan(total_epochs=epochs, lr_cycle_epochs=epochs)
+
+    def make_optimizer(self, model: nn.Module, config: OptimizerConfig) -> torch.optim.Optimizer:
+        """SGD with momentum and weight decay on every parameter (methods may override)."""
+        return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                               weight_decay=config.weight_decay,
+                               nesterov=config.nesterov and config.momentum > 0)
+
+    def attach(self, model: nn.Module, optimizer: torch.optim.Optimizer, steps_per_epoch: int,
+               total_epochs: int) -> None:
+        """Bind to a model and optimizer before the first step."""
+        self.model, self.optimizer = model, optimizer
+        self.steps_per_epoch, self.total_epochs = steps_per_epoch, total_epochs
+
+    @property
+    def total_steps(self) -> int:
+        return self.steps_per_epoch * self.total_epochs
+
+    # training hooks -----------------------------------------------------------------------
+    def after_backward(self, step: int) -> None:
+        """Called after ``loss.backward()``, before ``optimizer.step()``; gradients are dense."""
+
+    def after_step(self, step: int) -> None:
+        """Called after ``optimizer.step()``; the base re-applies the masks."""
+        self.apply_masks()
+
+    def on_epoch_end(self, epoch: int) -> None:
+        """Called after each epoch's training (0-based ``epoch``)."""
+
+    # masks ----------------------------------------------------------------------------------
+    def set_masks(self, masks: dict[str, Tensor]) -> None:
+        """Install keep-masks (bool or 0/1) and apply them at once to weights and optimizer state."""
+        self.masks = masks_like(self.weights, masks)
+        self.apply_masks()
+
+    def apply_masks(self) -> None:
+        if self.masks:
+            apply_masks(self.weights, self.masks, self.optimizer)
+
+    # checkpointing ---------------------------------------------------------------------------
+    #: attribute names (besides ``masks``) that make up the method's resumable state.
+    state_attributes: ClassVar[tuple[str, ...]] = ()
+
+    def state_dict(self) -> dict[str, Any]:
+        state = {"masks": {n: m.detach().cpu() for n, m in self.masks.items()}}
+        state.update({a: getattr(self, a) for a in self.state_attributes})
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for a in self.state_attributes:
+            setattr(self, a, state[a])
+        if state["masks"]:
+            self.set_masks(state["masks"])
+
+    # description -------------------------------------------------------------------------
+    def label(self) -> str:
+        """``name`` plus any non-default hyperparameters, e.g. ``gmp[end_frac=0.8]``."""
+        return method_label(self.name, self.hp)
+
+
+def method_label(name: str, hp: Any) -> str:
+    """``name[field=value,…]``: the fields of ``hp`` that differ from their defaults, sorted by name."""
+    if not dataclasses.is_dataclass(hp):
+        return name
+    default = type(hp)()
+    diffs = [f"{f.name}={getattr(hp, f.name)}" for f in sorted(dataclasses.fields(hp), key=lambda f: f.name)
+             if getattr(hp, f.name) != getattr(default, f.name)]
+    return f"{name}[{','.join(diffs)}]" if diffs else name
+
+
+class MaskedMethod(PruningMethod):
+    """A method that removes weights at discrete *prune events* (magnitude family, GraNet, …).
+
+    Every event goes through :meth:`prune_to`, which scores the weights (:meth:`scores`, |W| by
+    default, already-pruned positions first), selects the new masks and installs them. A modifier
+    such as AP intercepts exactly this call. ``hp`` must extend :class:`methods.hparams.MaskHparams`.
+    """
+
+    has_prune_events: ClassVar[bool] = True
+
+    def attach(self, model: nn.Module, optimizer: torch.optim.Optimizer, steps_per_epoch: int,
+               total_epochs: int) -> None:
+        super().attach(model, optimizer, steps_per_epoch, total_epochs)
+        self.weights = prunable_weights(model, self.hp.prune_first, self.hp.prune_classifier)
+        self.total_prunable = sum(w.numel() for w in all_prunable_weights(model).values())
+        # Fail at attach time, not mid-run, when excluded layers make the target unreachable.
+        target_prune_count(self.target_sparsity, self.total_prunable,
+                           sum(w.numel() for w in self.weights.values()))
+
+    def scores(self) -> dict[str, Tensor]:
+        """Importance per weight (higher = keep): ``|W|``, with pruned positions at −1."""
+        return magnitude_scores(self.weights, self.masks or None)
+
+    def select_masks(self, sparsity: float) -> dict[str, Tensor]:
+        """Keep-masks reaching ``sparsity`` (over all prunable weights) by this method's scores."""
+        return masks_from_scores(self.scores(), sparsity, scope=self.hp.scope,
+                                 budget=self.hp.budget, total=self.total_prunable)
+
+    def prune_to(self, sparsity: float) -> None:
+        """A prune event: select and install masks at ``sparsity``."""
+        self.set_masks(self.select_masks(sparsity))

@@ -1,0 +1,408 @@
+"""Tests for benchmark.data: IDX parsing, loaders, splits, caching, on-device batching, augmentation."""
+
+from __future__ import annotations
+
+import gzip
+import os
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from benchmark import data
+from benchmark.data import (DataUnavailableError, Dataset, Split, available_datasets, dataset_descriptions,
+                            eval_batches, load_dataset, read_idx, steps_per_epoch, train_batches)
+
+NAMES = ["cifar10", "cifar100", "fashion-mnist", "mnist", "synthetic"]
+FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tensors here are tiny: one intra-op thread avoids OpenMP contention on a busy 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Every test starts and ends with an empty data set cache."""
+    data.clear_cache()
+    yield
+    data.clear_cache()
+
+
+# --------------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------------
+
+def _idx_bytes(array: np.ndarray) -> bytes:
+    """Serialise a uint8 array as IDX (magic 2049 for 1-D labels, 2051 for 3-D images)."""
+    magic = {1: 2049, 3: 2051}[array.ndim]
+    header = magic.to_bytes(4, "big") + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+def _write_idx(path, array: np.ndarray, gz: bool) -> str:
+    path = str(path) + (".gz" if gz else "")
+    payload = _idx_bytes(array)
+    with open(path, "wb") as fh:
+        fh.write(gzip.compress(payload) if gz else payload)
+    return path
+
+
+def _tiny_idx_set(n_train: int = 20, n_test: int = 7, side: int = 4, seed: int = 1) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {
+        "train_images": rng.integers(0, 256, (n_train, side, side), dtype=np.uint8),
+        "train_labels": (np.arange(n_train) % 10).astype(np.uint8),
+        "test_images": rng.integers(0, 256, (n_test, side, side), dtype=np.uint8),
+        "test_labels": (np.arange(n_test) * 3 % 10).astype(np.uint8),
+    }
+
+
+def _write_idx_set(directory, arrays: dict[str, np.ndarray], gz: bool = True) -> None:
+    os.makedirs(directory, exist_ok=True)
+    for i, (key, stem) in enumerate(FILES.items()):
+        _write_idx(os.path.join(directory, stem), arrays[key], gz=gz if i % 2 == 0 else not gz)
+
+
+def _expected_normalised(train: np.ndarray, other: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Reference normalisation of grey (N, H, W) uint8 images in float64."""
+    tr, ot = train.astype(np.float64) / 255, other.astype(np.float64) / 255
+    mean, std = tr.mean(), tr.std()
+    return ((tr - mean) / std)[:, None], ((ot - mean) / std)[:, None]
+
+
+def _indexed_split(n: int, c: int = 1, side: int = 3) -> Split:
+    """A split whose image i is filled with the value i (so rows can be traced) and label i."""
+    x = torch.arange(n, dtype=torch.float32).view(n, 1, 1, 1).expand(n, c, side, side).contiguous()
+    return Split(x, torch.arange(n))
+
+
+# --------------------------------------------------------------------------------------------------
+# registry
+# --------------------------------------------------------------------------------------------------
+
+def test_available_datasets_and_descriptions():
+    assert available_datasets() == NAMES
+    desc = dataset_descriptions()
+    assert list(desc) == NAMES
+    assert all(text and "\n" not in text for text in desc.values())
+
+
+def test_unknown_name_lists_choices():
+    with pytest.raises(ValueError) as err:
+        load_dataset("imagenet")
+    assert str(err.value) == ("unknown dataset 'imagenet'; choose from: "
+                              "cifar10, cifar100, fashion-mnist, mnist, synthetic")
+
+
+@pytest.mark.parametrize("fraction", [-0.1, 1.0, 1.5, float("nan")])
+def test_bad_val_fraction(fraction):
+    with pytest.raises(ValueError, match="val_fraction"):
+        load_dataset("synthetic", val_fraction=fraction)
+
+
+# --------------------------------------------------------------------------------------------------
+# IDX parser
+# --------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_read_idx_exact(tmp_path, gz):
+    images = np.array([[[0, 1], [2, 3]], [[255, 128], [7, 9]], [[10, 20], [30, 40]]], dtype=np.uint8)
+    labels = np.array([3, 0, 9], dtype=np.uint8)
+    img_path = _write_idx(tmp_path / "img-idx3-ubyte", images, gz)
+    lab_path = _write_idx(tmp_path / "lab-idx1-ubyte", labels, gz)
+    got_images, got_labels = read_idx(img_path), read_idx(lab_path)
+    assert got_images.dtype == np.uint8 and got_images.shape == (3, 2, 2)
+    np.testing.assert_array_equal(got_images, images)
+    np.testing.assert_array_equal(got_labels, labels)
+    assert torch.equal(torch.from_numpy(got_images)[1], torch.tensor([[255, 128], [7, 9]], dtype=torch.uint8))
+
+
+def test_read_idx_bad_magic(tmp_path):
+    path = tmp_path / "bad"
+    path.write_bytes((2050).to_bytes(4, "big") + (1).to_bytes(4, "big") + b"\x00")
+    with pytest.raises(ValueError, match="magic number 2050"):
+        read_idx(path)
+
+
+def test_read_idx_truncated(tmp_path):
+    path = tmp_path / "short"
+    path.write_bytes(_idx_bytes(np.zeros((3, 2, 2), dtype=np.uint8))[:-1])
+    with pytest.raises(ValueError, match="payload"):
+        read_idx(path)
+
+
+# --------------------------------------------------------------------------------------------------
+# MNIST-style loaders
+# --------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("layout", ["flat", "torchvision"])
+def test_fashion_mnist_from_root(tmp_path, layout):
+    arrays = _tiny_idx_set()
+    directory = tmp_path if layout == "flat" else tmp_path / "FashionMNIST" / "raw"
+    _write_idx_set(directory, arrays)
+    ds = load_dataset("fashion-mnist", root=str(tmp_path), download=False)
+    assert isinstance(ds, Dataset)
+    assert ds.source == str(directory)
+    assert (ds.name, ds.num_classes, ds.in_shape) == ("fashion-mnist", 10, (1, 4, 4))
+    assert ds.augment is False and ds.val is None
+    assert ds.train.x.dtype == torch.float32 and ds.train.y.dtype == torch.int64
+    exp_train, exp_test = _expected_normalised(arrays["train_images"], arrays["test_images"])
+    np.testing.assert_allclose(ds.train.x.numpy(), exp_train, atol=1e-5)
+    np.testing.assert_allclose(ds.test.x.numpy(), exp_test, atol=1e-5)
+    np.testing.assert_array_equal(ds.train.y.numpy(), arrays["train_labels"])
+    np.testing.assert_array_equal(ds.test.y.numpy(), arrays["test_labels"])
+
+
+def test_mnist_from_root(tmp_path):
+    arrays = _tiny_idx_set(n_train=12, n_test=5, side=3, seed=2)
+    _write_idx_set(tmp_path / "MNIST" / "raw", arrays, gz=False)
+    ds = load_dataset("mnist", root=tmp_path, download=False)
+    assert (len(ds.train), len(ds.test), ds.in_shape) == (12, 5, (1, 3, 3))
+    exp_train, _ = _expected_normalised(arrays["train_images"], arrays["test_images"])
+    np.testing.assert_allclose(ds.train.x.numpy(), exp_train, atol=1e-5)
+
+
+def test_corrupt_file_is_data_unavailable(tmp_path):
+    _write_idx_set(tmp_path, _tiny_idx_set())
+    with open(data._find_idx_files(str(tmp_path))["test_labels"], "wb") as fh:
+        fh.write(b"not an idx file")
+    with pytest.raises(DataUnavailableError, match="unreadable"):
+        load_dataset("fashion-mnist", root=tmp_path, download=False)
+
+
+def test_missing_fashion_mnist_message(tmp_path, monkeypatch):
+    nowhere = str(tmp_path / "no-debian")
+    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST_DIR", nowhere)
+    with pytest.raises(DataUnavailableError) as err:
+        load_dataset("fashion-mnist", root=str(tmp_path), download=False)
+    msg = str(err.value)
+    assert isinstance(err.value, RuntimeError)
+    assert "\n" not in msg
+    for part in (str(tmp_path), nowhere, "torchvision", "apt-get install dataset-fashion-mnist",
+                 "--data-root"):
+        assert part in msg
+
+
+@pytest.mark.parametrize("name", ["mnist", "cifar10", "cifar100"])
+def test_missing_other_datasets_message(tmp_path, name):
+    with pytest.raises(DataUnavailableError) as err:
+        load_dataset(name, root=str(tmp_path), download=False)
+    assert "\n" not in str(err.value) and "--data-root" in str(err.value)
+
+
+@pytest.mark.realdata
+@pytest.mark.skipif(data._find_idx_files(data.DEBIAN_FASHION_MNIST_DIR) is None,
+                    reason=f"Fashion-MNIST not installed in {data.DEBIAN_FASHION_MNIST_DIR} "
+                           "(apt-get install dataset-fashion-mnist)")
+def test_real_fashion_mnist():
+    ds = load_dataset("fashion-mnist")
+    assert ds.source == data.DEBIAN_FASHION_MNIST_DIR
+    assert (len(ds.train), len(ds.test), ds.num_classes, ds.in_shape) == (60000, 10000, 10, (1, 28, 28))
+    assert ds.train.x.shape == (60000, 1, 28, 28) and ds.train.x.dtype == torch.float32
+    assert torch.bincount(ds.train.y, minlength=10).tolist() == [6000] * 10
+    assert torch.bincount(ds.test.y, minlength=10).tolist() == [1000] * 10
+    assert abs(ds.train.x.mean().item()) < 1e-4
+    assert abs(ds.train.x.std().item() - 1) < 1e-4
+
+
+# --------------------------------------------------------------------------------------------------
+# CIFAR conversion (torchvision replaced by fake arrays: no network, no files)
+# --------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name,classes", [("cifar10", 10), ("cifar100", 100)])
+def test_cifar_conversion(monkeypatch, tmp_path, name, classes):
+    rng = np.random.default_rng(3)
+    raw = {True: rng.integers(0, 256, (8, 32, 32, 3), dtype=np.uint8),
+           False: rng.integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)}
+    labels = {True: list(range(8)), False: [5, 6, 7, 0]}
+    monkeypatch.setattr(data, "_torchvision_cifar", lambda n, root, train, dl: (raw[train], labels[train]))
+    ds = load_dataset(name, root=tmp_path)
+    assert (ds.num_classes, ds.in_shape, ds.source) == (classes, (3, 32, 32), str(tmp_path))
+    assert ds.augment is True
+    assert ds.train.x.shape == (8, 3, 32, 32) and ds.test.y.tolist() == [5, 6, 7, 0]
+    train = raw[True].astype(np.float64) / 255
+    mean, std = train.mean(axis=(0, 1, 2)), train.std(axis=(0, 1, 2))
+    expected = ((raw[False].astype(np.float64) / 255 - mean) / std).transpose(0, 3, 1, 2)
+    np.testing.assert_allclose(ds.test.x.numpy(), expected, atol=1e-5)
+    np.testing.assert_allclose(ds.train.x.mean(dim=(0, 2, 3)).numpy(), 0, atol=1e-5)
+    np.testing.assert_allclose(ds.train.x.std(dim=(0, 2, 3), correction=0).numpy(), 1, atol=1e-5)
+
+
+# --------------------------------------------------------------------------------------------------
+# synthetic
+# --------------------------------------------------------------------------------------------------
+
+def test_synthetic_shapes_and_determinism():
+    torch.manual_seed(123)
+    first = load_dataset("synthetic")
+    data.clear_cache()
+    torch.manual_seed(456)                       # the global RNG must not matter
+    second = load_dataset("synthetic")
+    assert first is not second
+    assert (len(first.train), len(first.test), first.num_classes) == (2048, 512, 10)
+    assert first.in_shape == (1, 28, 28)
+    assert first.source == "generated" and first.augment is False
+    for a, b in ((first.train, second.train), (first.test, second.test)):
+        assert torch.equal(a.x, b.x) and torch.equal(a.y, b.y)
+    assert torch.bincount(first.train.y, minlength=10).min() > 0
+    assert set(first.test.y.tolist()) == set(range(10))
+    assert abs(first.train.x.mean().item()) < 1e-4 and abs(first.train.x.std().item() - 1) < 1e-3
+
+
+def test_synthetic_is_learnable():
+    ds = load_dataset("synthetic")
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = torch.nn.Linear(28 * 28, 10)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        for epoch in range(3):
+            for x, y in train_batches(ds.train, 64, seed=0, epoch=epoch):
+                opt.zero_grad()
+                F.cross_entropy(model(x.flatten(1)), y).backward()
+                opt.step()
+        with torch.no_grad():
+            acc = (model(ds.test.x.flatten(1)).argmax(1) == ds.test.y).float().mean().item()
+    assert 0.5 < acc < 1.0
+
+
+# --------------------------------------------------------------------------------------------------
+# validation split
+# --------------------------------------------------------------------------------------------------
+
+def test_val_split_sizes_and_determinism():
+    ds = load_dataset("synthetic", val_fraction=0.1)
+    assert (len(ds.train), len(ds.val)) == (2048 - 205, 205)          # round(0.1 * 2048) = 205
+    assert ds.train.x.shape[1:] == ds.val.x.shape[1:] == (1, 28, 28)
+    assert abs(ds.train.x.mean().item()) < 1e-4                        # stats of the reduced train set
+    data.clear_cache()
+    again = load_dataset("synthetic", val_fraction=0.1)
+    assert torch.equal(ds.val.x, again.val.x) and torch.equal(ds.train.y, again.train.y)
+
+
+def test_val_split_disjoint(tmp_path):
+    n = 20
+    arrays = _tiny_idx_set(n_train=n)
+    arrays["train_images"] = np.repeat(np.arange(0, 10 * n, 10, dtype=np.uint8), 16).reshape(n, 4, 4)
+    _write_idx_set(tmp_path, arrays)
+    ds = load_dataset("fashion-mnist", root=tmp_path, val_fraction=0.25, download=False)
+    assert (len(ds.train), len(ds.val)) == (15, 5)
+    train_ids, val_ids = ds.train.x[:, 0, 0, 0], ds.val.x[:, 0, 0, 0]   # same affine map for both
+    assert not torch.isin(val_ids, train_ids).any()
+    assert torch.cat([train_ids, val_ids]).unique().numel() == n
+    rank = {v: i for i, v in enumerate(sorted(torch.cat([train_ids, val_ids]).tolist()))}
+    assert [arrays["train_labels"][rank[v]] for v in val_ids.tolist()] == ds.val.y.tolist()
+
+
+# --------------------------------------------------------------------------------------------------
+# caching and devices
+# --------------------------------------------------------------------------------------------------
+
+def test_load_cache_identity(tmp_path):
+    ds = load_dataset("synthetic")
+    assert load_dataset("synthetic") is ds
+    assert load_dataset("synthetic", val_fraction=0.2) is not ds
+
+
+def test_dataset_to_cached():
+    ds = load_dataset("synthetic", val_fraction=0.1)
+    assert ds.to("cpu") is ds
+    meta = ds.to("meta")                        # a second device that exists without a GPU
+    assert meta is not ds and ds.to(torch.device("meta")) is meta and meta.to("cpu") is ds
+    assert meta.train.x.device.type == "meta" and meta.val.y.device.type == "meta"
+    assert (meta.name, meta.in_shape, len(meta.train)) == (ds.name, ds.in_shape, len(ds.train))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_batches_match_cpu():
+    split = _indexed_split(300, c=3, side=8)
+    gpu = split.to("cuda")
+    for (xc, yc), (xg, yg) in zip(train_batches(split, 64, 1, 2, augment=True),
+                                  train_batches(gpu, 64, 1, 2, augment=True)):
+        assert xg.is_cuda and torch.equal(xc, xg.cpu()) and torch.equal(yc, yg.cpu())
+
+
+# --------------------------------------------------------------------------------------------------
+# batching
+# --------------------------------------------------------------------------------------------------
+
+def _labels(split: Split, **kwargs) -> list[list[int]]:
+    return [y.tolist() for _, y in train_batches(split, **kwargs)]
+
+
+def test_train_batches_permutation_and_order():
+    split = _indexed_split(50)
+    batches = list(train_batches(split, 8, seed=0, epoch=0))
+    assert len(batches) == steps_per_epoch(50, 8) == 7
+    assert [len(y) for _, y in batches] == [8] * 6 + [2]
+    ys = torch.cat([y for _, y in batches])
+    assert sorted(ys.tolist()) == list(range(50)) and ys.tolist() != list(range(50))
+    for x, y in batches:                         # images follow their labels
+        assert torch.equal(x[:, 0, 0, 0], y.float())
+    base = _labels(split, batch_size=8, seed=0, epoch=0)
+    assert _labels(split, batch_size=8, seed=0, epoch=0) == base
+    assert _labels(split, batch_size=8, seed=0, epoch=1) != base
+    assert _labels(split, batch_size=8, seed=1, epoch=0) != base
+
+
+def test_train_batches_drop_last():
+    split = _indexed_split(10)
+    assert [len(y) for _, y in train_batches(split, 4, 0, 0)] == [4, 4, 2]
+    kept = list(train_batches(split, 4, 0, 0, drop_last=True))
+    assert [len(y) for _, y in kept] == [4, 4] and steps_per_epoch(10, 4, drop_last=True) == 2
+    assert list(train_batches(split, 16, 0, 0, drop_last=True)) == []
+    assert (steps_per_epoch(0, 4), steps_per_epoch(8, 4), steps_per_epoch(9, 4)) == (0, 2, 3)
+    with pytest.raises(ValueError):
+        steps_per_epoch(10, 0)
+
+
+def _crop_candidates(image: torch.Tensor, pad: int = 4) -> list[torch.Tensor]:
+    """Every crop of the zero-padded image, plain and mirrored (reference, by explicit loops)."""
+    _, h, w = image.shape
+    padded = F.pad(image, (pad, pad, pad, pad))
+    crops = [padded[:, i:i + h, j:j + w] for i in range(2 * pad + 1) for j in range(2 * pad + 1)]
+    return crops + [crop.flip(-1) for crop in crops]
+
+
+def test_augmentation_is_crop_and_flip():
+    n, c, side = 6, 3, 5
+    x = torch.arange(1, n * c * side * side + 1, dtype=torch.float32).view(n, c, side, side)
+    split = Split(x, torch.arange(n))
+    candidates = [_crop_candidates(x[i]) for i in range(n)]
+    flips = shifted = 0
+    for epoch in range(4):
+        plain = _labels(split, batch_size=4, seed=3, epoch=epoch)
+        aug = list(train_batches(split, 4, seed=3, epoch=epoch, augment=True))
+        assert [y.tolist() for _, y in aug] == plain            # augmentation does not change the order
+        for xb, yb in aug:
+            assert xb.shape == (len(yb), c, side, side)
+            for img, label in zip(xb, yb.tolist()):
+                matches = [k for k, cand in enumerate(candidates[label]) if torch.equal(img, cand)]
+                assert matches, "augmented image is not a (flipped) crop of its padded source"
+                flips += matches[0] >= 81
+                shifted += matches[0] % 81 != 40             # 40 = centre crop (offset 4, 4)
+    assert flips > 0 and shifted > 0
+    first = list(train_batches(split, 4, seed=3, epoch=1, augment=True))
+    again = list(train_batches(split, 4, seed=3, epoch=1, augment=True))
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(first, again))
+    other = list(train_batches(split, 4, seed=4, epoch=1, augment=True))
+    assert not all(torch.equal(a[0], b[0]) for a, b in zip(first, other))
+
+
+def test_eval_batches_sequential():
+    split = _indexed_split(23)
+    batches = list(eval_batches(split, 5))
+    assert [len(y) for _, y in batches] == [5, 5, 5, 5, 3]
+    assert torch.cat([y for _, y in batches]).tolist() == list(range(23))
+    assert torch.equal(torch.cat([x for x, _ in batches]), split.x)
