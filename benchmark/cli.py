@@ -44,16 +44,16 @@ def _hparam_flags() -> dict[str, tuple[type, str, list[str]]]:
                     raise TypeError(f"hyperparameter {f.name!r} has two types: {known_kind} and {kind}")
                 owners.append(name)
             else:
-                flags[f.name] = (kind, f.metadata.get("help", ""), [name])
+                flags[f.name] = (kind, f"{f.metadata.get('help', '')} (default {f.default})", [name])
     return flags
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="run_benchmarks.py", description="Benchmark pruning methods on one fair harness.",
-                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = _Parser(prog="run_benchmarks.py", description="Benchmark pruning methods on one fair harness. "
+                "Grid, data and training flags default to the --preset's values (see --list).")
     p.add_argument("--list", action="store_true",
                    help="list methods, models, datasets and presets, then exit")
-    p.add_argument("--preset", default="quick", help=f"grid defaults: {', '.join(PRESETS)}")
+    p.add_argument("--preset", default="quick", help=f"grid defaults (default quick): {', '.join(PRESETS)}")
     grid = p.add_argument_group("grid")
     grid.add_argument("--methods", nargs="+", help="methods to compare (see --list)")
     grid.add_argument("--sparsities", nargs="+", type=float, help="target sparsities in [0, 1)")
@@ -83,18 +83,21 @@ def build_parser() -> argparse.ArgumentParser:
     execution.add_argument("--executor", choices=EXECUTORS, default="inline",
                            help="inline: one run after another in this process; local: worker "
                                 "processes; ray: a Ray cluster")
-    execution.add_argument("--workers", type=int, default=1, help="worker processes (executor local)")
+    execution.add_argument("--workers", type=int, default=1,
+                           help="worker processes (executor local; default 1)")
     execution.add_argument("--gpus-per-run", type=float, default=1.0,
-                           help="GPU share per run (executor ray); 0.25 packs four runs on a GPU")
-    execution.add_argument("--cpus-per-run", type=float, default=1.0, help="CPUs per run (executor ray)")
+                           help="GPU share per run (executor ray; default 1); 0.25 packs four runs on a GPU")
+    execution.add_argument("--cpus-per-run", type=float, default=1.0,
+                           help="CPUs per run (executor ray; default 1)")
     execution.add_argument("--eval-every", type=int, help="test accuracy every N epochs (the last always)")
     execution.add_argument("--checkpoint-every", type=int,
                            help="checkpoint every N epochs so an interrupted run resumes (0 = never)")
     execution.add_argument("--force", action="store_true", help="re-run runs that are already complete")
     out = p.add_argument_group("output")
-    out.add_argument("--out", default="results", help="results folder")
+    out.add_argument("--out", default="results", help="results folder (default results)")
     out.add_argument("--sparsity-tolerance", type=float, default=0.01,
-                     help="flag runs whose measured sparsity misses the target by more than this")
+                     help="flag runs whose measured sparsity misses the target by more than this "
+                     "(default 0.01)")
     out.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     out.add_argument("--no-progress", action="store_true", help="no progress bar")
     hps = p.add_argument_group("method hyperparameters (apply to every selected method that has them)")
@@ -216,6 +219,9 @@ def _main(argv: Sequence[str] | None) -> int:
         cfg = resolve(args)
     except ValueError as err:
         raise UsageError(str(err)) from None
+    if args.workers < 1 or args.gpus_per_run < 0 or args.cpus_per_run <= 0 or args.sparsity_tolerance < 0:
+        raise UsageError("--workers must be ≥ 1, --gpus-per-run ≥ 0, --cpus-per-run > 0 and "
+                         "--sparsity-tolerance ≥ 0")
     if args.executor != "ray":  # a Ray driver need not hold the data; its workers load it
         load_dataset(cfg["dataset"], root=cfg["data_root"], val_fraction=cfg["val_fraction"],
                      download=not args.no_download)

@@ -22,7 +22,8 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-from benchmark.data import Split, eval_batches
+from benchmark.batching import eval_batches
+from benchmark.data import Split
 from methods.masks import all_prunable_weights, classifier_name, count_zeros, prunable_modules
 
 

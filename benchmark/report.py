@@ -6,6 +6,7 @@ a results folder with ``python -m benchmark.report RESULTS_DIR``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import statistics
@@ -19,6 +20,7 @@ import pandas as pd
 from scipy.special import stdtrit  # inverse CDF of Student's t (lighter import than scipy.stats)
 from tabulate import tabulate
 
+from benchmark.spec import SEMANTIC_FIELDS, RunSpec
 from benchmark.store import RunStore, atomic_write_bytes, atomic_write_text, known_spec_columns, results_frame
 
 #: Leaderboard columns, in order (the first block is the contract; the rest are extras).
@@ -39,8 +41,7 @@ MEAN_METRICS = [
 #: Spec fields that identify the cell but are not part of its training configuration.
 CELL_FIELDS = {"dataset", "model", "activation", "method", "method_hparams", "target_sparsity", "seed"}
 #: Spec fields saying where/how a run executes (not part of the run id, so not of the configuration).
-EXECUTION_FIELDS = {"data_root", "device", "spec_device", "amp", "eval_every", "checkpoint_every",
-                    "workers", "num_workers"}
+EXECUTION_FIELDS = ({f.name for f in dataclasses.fields(RunSpec)} - set(SEMANTIC_FIELDS)) | {"spec_device"}
 DENSE = "dense"
 HEADER_LINE = ("top-1 = final-epoch test accuracy, mean ± 95% CI (t) over seeds; "
                "sparsity over prunable weights, measured from the weights")

@@ -20,17 +20,15 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 import pandas as pd
 
+from benchmark.spec import SEMANTIC_FIELDS
+
 RESULT_FILE = "result.json"
 
 #: Columns every frame has, in this order, even when the store is empty.
 CORE_COLUMNS = ["run_id", "cell_id", "status", "error", "label"]
 
 #: Spec fields known today (flattened into the frame in this order; unknown fields follow).
-SPEC_FIELDS = [
-    "dataset", "model", "activation", "method", "method_hparams", "target_sparsity", "seed",
-    "epochs", "batch_size", "lr", "momentum", "nesterov", "weight_decay", "lr_schedule", "warmup_epochs",
-    "val_fraction",
-]
+SPEC_FIELDS = list(SEMANTIC_FIELDS)
 
 #: Metric fields known today (see the Metrics table of the design).
 METRIC_FIELDS = [

@@ -21,7 +21,8 @@ import torch.nn.functional as F
 
 import methods
 from benchmark import metrics
-from benchmark.data import Dataset, load_dataset, steps_per_epoch, train_batches
+from benchmark.batching import steps_per_epoch, train_batches
+from benchmark.data import Dataset, load_dataset
 from benchmark.spec import RunSpec
 from methods.activations import ActivationMonitor
 from methods.schedules import lr_at
@@ -120,7 +121,6 @@ def run(spec: RunSpec, progress: ProgressFn | None = None, workdir: Path | None 
         monitor.reset_zeros()
         monitor.count_zeros = True
         loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), dtype=torch.long, device=device)
         current_lr = None
         for x, y in train_batches(dataset.train, spec.batch_size, spec.seed, epoch, augment=dataset.augment):
             lr = lr_at(step % cycle_steps, cycle_steps, spec.lr, spec.lr_schedule, warmup_steps)
@@ -137,15 +137,14 @@ def run(spec: RunSpec, progress: ProgressFn | None = None, workdir: Path | None 
             method.after_backward(step)
             precision.step(optimizer)
             method.after_step(step)
-            loss_sum += loss.detach() * y.shape[0]
-            correct += (logits.argmax(dim=1) == y).sum()
+            loss_sum.add_(loss.detach(), alpha=y.shape[0])
         monitor.count_zeros = False
         epoch_time = time.perf_counter() - t0
         train_time += epoch_time
         last = epoch == plan.total_epochs - 1
         n = len(dataset.train)
         record = {"epoch": epoch + 1, "lr": current_lr, "train_loss": float(loss_sum) / n,
-                  "train_top1": int(correct) / n, "dead_rate_dynamic": monitor.zero_rate(),
+                  "dead_rate_dynamic": monitor.zero_rate(),
                   "sparsity": metrics.weight_sparsity(model)[0], "epoch_time_s": epoch_time,
                   "top1": None}
         if not last and spec.eval_every > 0 and (epoch + 1) % spec.eval_every == 0:

@@ -45,16 +45,16 @@ class ActivationMonitor:
         self.modules = activation_modules(model)
         self.count_zeros = False
         self.track_units = False
-        self._zeros: Tensor | None = None
+        self._nonzero: Tensor | None = None
         self._entries = 0
         self._unit_max: dict[str, Tensor] = {}
         self._handles = [m.register_forward_hook(self._hook(name)) for name, m in self.modules.items()]
 
     def _hook(self, name: str) -> Callable:
         def hook(module: nn.Module, inputs: tuple, out: Tensor) -> None:
-            if self.count_zeros:
-                zeros = (out == 0).sum()
-                self._zeros = zeros if self._zeros is None else self._zeros + zeros
+            if self.count_zeros:  # count non-zeros: one kernel, zeros = entries - non-zeros
+                nonzero = torch.count_nonzero(out)
+                self._nonzero = nonzero if self._nonzero is None else self._nonzero.add_(nonzero)
                 self._entries += out.numel()
             if self.track_units:
                 m = _unit_max(out).float()
@@ -64,13 +64,13 @@ class ActivationMonitor:
 
     # dynamic dead-neuron rate -------------------------------------------------------------
     def reset_zeros(self) -> None:
-        self._zeros, self._entries = None, 0
+        self._nonzero, self._entries = None, 0
 
     def zero_rate(self) -> float:
         """Zero entries / all entries since the last reset (NaN if nothing was seen)."""
         if not self._entries:
             return float("nan")
-        return float(self._zeros) / self._entries
+        return 1.0 - float(self._nonzero) / self._entries
 
     # static dead units ---------------------------------------------------------------------
     def reset_units(self) -> None:

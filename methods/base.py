@@ -29,8 +29,13 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from methods.masks import (all_prunable_weights, apply_masks, magnitude_scores, masks_from_scores,
+from methods.masks import (all_prunable_weights, apply_mask_lists, magnitude_scores, masks_from_scores,
                            masks_like, prunable_weights, target_prune_count)
+
+
+#: Optimizers whose update of a zero weight with zero gradient and zero state is exactly zero
+#: (weight decay, momentum, Nesterov, Adam moments all stay 0): masks can act on the gradient.
+MASK_BY_GRADIENT: tuple[type, ...] = (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW)
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,8 @@ class PruningMethod:
         self.optimizer: torch.optim.Optimizer | None = None
         self.steps_per_epoch = 0
         self.total_epochs = 0
+        self._mask_by_gradient = False
+        self._mask_lists: tuple[list, list] = ([], [])
 
     # configuration ------------------------------------------------------------------------
     def plan(self, epochs: int) -> EpochPlan:
@@ -97,6 +104,7 @@ class PruningMethod:
         """Bind to a model and optimizer before the first step."""
         self.model, self.optimizer = model, optimizer
         self.steps_per_epoch, self.total_epochs = steps_per_epoch, total_epochs
+        self._mask_by_gradient = type(optimizer) in MASK_BY_GRADIENT
 
     @property
     def total_steps(self) -> int:
@@ -104,11 +112,20 @@ class PruningMethod:
 
     # training hooks -----------------------------------------------------------------------
     def after_backward(self, step: int) -> None:
-        """Called after ``loss.backward()``, before ``optimizer.step()``; gradients are dense."""
+        """Called after ``loss.backward()``, before ``optimizer.step()``; gradients are dense.
+
+        The base then masks the gradients of pruned weights (see :meth:`apply_masks`). An override
+        that reads dense gradients does so first and calls ``super().after_backward(step)`` last.
+        """
+        if self.masks and self._mask_by_gradient:
+            pairs = [(p.grad, m) for p, m in zip(*self._mask_lists) if p.grad is not None]
+            if pairs:
+                torch._foreach_mul_([g for g, _ in pairs], [m for _, m in pairs])
 
     def after_step(self, step: int) -> None:
-        """Called after ``optimizer.step()``; the base re-applies the masks."""
-        self.apply_masks()
+        """Called after ``optimizer.step()``; the base keeps pruned weights and their state at zero."""
+        if not self._mask_by_gradient:
+            self.apply_masks()
 
     def on_epoch_end(self, epoch: int) -> None:
         """Called after each epoch's training (0-based ``epoch``)."""
@@ -117,11 +134,22 @@ class PruningMethod:
     def set_masks(self, masks: dict[str, Tensor]) -> None:
         """Install keep-masks (bool or 0/1) and apply them at once to weights and optimizer state."""
         self.masks = masks_like(self.weights, masks)
+        names = [n for n in self.masks if n in self.weights]
+        self._mask_lists = ([self.weights[n] for n in names], [self.masks[n] for n in names])
         self.apply_masks()
 
     def apply_masks(self) -> None:
+        """Zero masked weights and every same-shaped optimizer state tensor.
+
+        :meth:`set_masks` does this at once. Between mask changes, pruned weights must stay exactly
+        zero after every step. For the optimizers in ``MASK_BY_GRADIENT`` a zero gradient at a
+        zero weight with zero momentum/moments is an exact no-op update, so masking the gradient
+        before the step (one fused op) keeps weights *and* state exactly zero; any other
+        optimizer gets this full re-application after every step. Change masks only through
+        :meth:`set_masks`.
+        """
         if self.masks:
-            apply_masks(self.weights, self.masks, self.optimizer)
+            apply_mask_lists(*self._mask_lists, self.optimizer)
 
     # checkpointing ---------------------------------------------------------------------------
     #: attribute names (besides ``masks``) that make up the method's resumable state.

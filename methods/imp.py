@@ -83,7 +83,7 @@ class IMP(MaskedMethod):
     def after_step(self, step: int) -> None:
         if step == self.rewind_step:
             self._snapshot()
-        self.apply_masks()
+        super().after_step(step)
 
     def on_epoch_end(self, epoch: int) -> None:
         finished_round, rest = divmod(epoch + 1, self.round_epochs)

@@ -59,7 +59,7 @@ class Magnitude(MaskedMethod):
     def after_step(self, step: int) -> None:
         if not self.pruned and step >= self.prune_step:
             self._prune_once()
-        self.apply_masks()
+        super().after_step(step)
 
 
 class Random(Magnitude):
@@ -133,4 +133,4 @@ class GMP(MaskedMethod):
 
     def after_step(self, step: int) -> None:
         self._event(step)
-        self.apply_masks()
+        super().after_step(step)

@@ -167,10 +167,15 @@ def apply_masks(weights: Mapping[str, Tensor], masks: Mapping[str, Tensor],
     momentum buffer would otherwise move a pruned weight off zero at the next step.
     """
     names = [n for n in masks if n in weights]
-    if not names:
+    apply_mask_lists([weights[n] for n in names], [masks[n] for n in names], optimizer)
+
+
+@torch.no_grad()
+def apply_mask_lists(params: list[Tensor], mask_list: list[Tensor],
+                     optimizer: torch.optim.Optimizer | None = None) -> None:
+    """:func:`apply_masks` on parallel lists (the per-step hot path: no dict work)."""
+    if not params:
         return
-    params = [weights[n] for n in names]
-    mask_list = [masks[n] for n in names]
     torch._foreach_mul_(params, mask_list)
     if optimizer is None:
         return

@@ -82,6 +82,11 @@ def test_method_hyperparameter_flags_reach_the_runs(tmp_path):
     (["--prune-fraction", "0.3", "--methods", "gmp"], "--prune-fraction is not a hyperparameter of"),
     (["--hp", "gmp.end_frac=2"], "end_frac must be in"),
     (["--hp", "gmp.colour=red"], "has no hyperparameter colour"),
+    (["--hp", "gmp.end_frac"], "--hp expects METHOD.FIELD=VALUE"),
+    (["--hp", "random.prune_at=0.2"], "method 'random' is not among --methods"),
+    (["--workers", "0"], "--workers must be ≥ 1"),
+    (["--lr", "0"], "--lr must be > 0"),
+    (["--warmup-epochs", "2"], "--warmup-epochs must be smaller than --epochs"),
 ])
 def test_bad_input_is_one_line_with_exit_code_2_and_writes_nothing(tmp_path, capsys, args, message):
     out = tmp_path / "never"

@@ -11,8 +11,9 @@ import torch
 import torch.nn.functional as F
 
 from benchmark import data
+from benchmark.batching import eval_batches, steps_per_epoch, train_batches
 from benchmark.data import (DataUnavailableError, Dataset, Split, available_datasets, dataset_descriptions,
-                            eval_batches, load_dataset, read_idx, steps_per_epoch, train_batches)
+                            load_dataset, read_idx)
 
 NAMES = ["cifar10", "cifar100", "fashion-mnist", "mnist", "synthetic"]
 FILES = {

@@ -178,3 +178,30 @@ def test_state_dict_roundtrip_restores_masks():
     other.load_state_dict(state)
     assert other.pruned and all(torch.equal(other.masks[n], method.masks[n]) for n in method.masks)
     assert zeros_of(model2) == round(0.5 * N_WEIGHTS)
+
+
+@pytest.mark.parametrize("make_opt", [
+    lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, weight_decay=5e-4, nesterov=True),  # gradient path
+    lambda p: torch.optim.AdamW(p, lr=0.01, weight_decay=0.1),                              # gradient path
+    lambda p: torch.optim.RMSprop(p, lr=0.01, momentum=0.9, weight_decay=5e-4),            # after-step path
+])
+def test_pruned_weights_and_their_optimizer_state_stay_exactly_zero_after_every_step(make_opt):
+    model = tiny_model()
+    opt = make_opt(model.parameters())
+    method = methods.get_method("gmp", 0.7, interval=3)
+    method.attach(model, opt, 10, 3)
+    x, y = torch.randn(32, 8), torch.randint(0, 3, (32,))
+    for step in range(1, 31):
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        method.after_backward(step)
+        opt.step()
+        method.after_step(step)
+        assert (step >= 3) == bool(method.masks)  # the first event with s > 0 is at step 3
+        for name, w in (method.weights.items() if method.masks else []):
+            pruned = method.masks[name] == 0
+            assert torch.all(w[pruned] == 0), (step, name)
+            for value in opt.state[w].values():
+                if torch.is_tensor(value) and value.shape == w.shape:
+                    assert torch.all(value[pruned] == 0), (step, name)
+    assert zeros_of(model) >= round(0.7 * N_WEIGHTS)
