@@ -15,10 +15,13 @@ import os
 import traceback
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from tqdm import tqdm
 
+import methods
+from benchmark import train
 from benchmark.spec import RunSpec
 from benchmark.store import RunStore
 
@@ -35,13 +38,10 @@ class GridSummary:
 
 def failed_result(spec: RunSpec, error: BaseException) -> dict[str, Any]:
     """A result recording that ``spec`` raised ``error``."""
-    from methods.base import method_label  # light import; methods has no torch-heavy side effects
-    label = spec.method
     try:
-        import methods
-        label = method_label(spec.method, methods.make_hparams(spec.method, **spec.method_hparams))
-    except Exception:  # the failure may be exactly a bad method or hparam
-        pass
+        label = methods.method_label(spec.method, methods.make_hparams(spec.method, **spec.method_hparams))
+    except ValueError:  # the failure may be exactly a bad method or hyperparameter
+        label = spec.method
     message = f"{type(error).__name__}: {error}".splitlines()[0]
     return {"run_id": spec.run_id, "cell_id": spec.cell_id, "status": "failed", "error": message,
             "traceback": "".join(traceback.format_exception(error)), "label": label,
@@ -51,9 +51,6 @@ def failed_result(spec: RunSpec, error: BaseException) -> dict[str, Any]:
 def safe_run(spec: RunSpec, progress: Callable[[int, int], None] | None = None,
              workdir: str | None = None) -> dict[str, Any]:
     """``train.run`` that turns an exception into a failed result (Ctrl-C still stops the grid)."""
-    from pathlib import Path
-
-    from benchmark import train
     try:
         return train.run(spec, progress=progress, workdir=Path(workdir) if workdir else None)
     except Exception as error:  # noqa: BLE001 - any failure of one run must not stop the grid

@@ -26,6 +26,17 @@ def activation_modules(model: nn.Module) -> dict[str, nn.Module]:
     return {name: m for name, m in model.named_modules() if isinstance(m, ACTIVATION_TYPES)}
 
 
+def nonzero_count(t: Tensor) -> Tensor:
+    """Exact number of non-zero entries of ``t``, as a 0-d float tensor on its device.
+
+    ``|sign(t)|`` summed: one fused elementwise pass and a vectorised sum, ~10× faster on CPU than
+    ``torch.count_nonzero`` for conv activations. Exact: every partial sum of 0/1 values is an
+    integer below 2^24 (float32) or 2^53 (float64, used for larger tensors).
+    """
+    dtype = torch.float32 if t.numel() < 2 ** 24 else torch.float64
+    return torch.sign(t.detach()).abs_().sum(dtype=dtype)
+
+
 def _unit_max(out: Tensor) -> Tensor:
     """Max over every dim but the unit dim (1); shape (units,)."""
     if out.dim() == 1:
@@ -52,9 +63,10 @@ class ActivationMonitor:
 
     def _hook(self, name: str) -> Callable:
         def hook(module: nn.Module, inputs: tuple, out: Tensor) -> None:
-            if self.count_zeros:  # count non-zeros: one kernel, zeros = entries - non-zeros
-                nonzero = torch.count_nonzero(out)
-                self._nonzero = nonzero if self._nonzero is None else self._nonzero.add_(nonzero)
+            if self.count_zeros:  # zeros = entries - non-zeros, read only when asked
+                if self._nonzero is None:
+                    self._nonzero = torch.zeros((), dtype=torch.float64, device=out.device)
+                self._nonzero.add_(nonzero_count(out))
                 self._entries += out.numel()
             if self.track_units:
                 m = _unit_max(out).float()

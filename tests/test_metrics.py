@@ -102,3 +102,13 @@ def test_conv_units_are_channels_pooled_over_space():
     # conv: 4 positions × 2 weights; linear: 8×2, but only feature (ch0, pos (1,0)) = index 2 is alive
     assert dense == 4 * 2 + 8 * 2
     assert sparse == 4 * 1 + int((model[3].weight[:, 2] != 0).sum())
+
+
+def test_nonzero_count_is_exact_across_dtypes_and_sizes():
+    from methods.activations import nonzero_count
+    gen = torch.Generator().manual_seed(0)
+    x = torch.relu(torch.randn(3, 5, 7, 7, generator=gen))
+    assert nonzero_count(x).item() == torch.count_nonzero(x).item()
+    assert nonzero_count(x.to(torch.bfloat16)).item() == torch.count_nonzero(x).item()
+    y = torch.tensor([0.0, -0.0, -2.0, 1e-30, 3.0])  # negative and tiny values count as non-zero
+    assert nonzero_count(y).item() == 3
