@@ -24,7 +24,7 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
         "dataset": "fashion-mnist", "model": "mlp", "methods": ["magnitude", "gmp", "random"],
         "sparsities": [0.5, 0.8, 0.9, 0.95], "seeds": [0, 1, 2], "epochs": 6, "batch_size": 128,
         "lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4, "lr_schedule": "cosine"}),
-    Preset("lenet5", "CPU, ~30 min: LeNet-5 on Fashion-MNIST, 15 epochs, 3 seeds", {
+    Preset("lenet5", "CPU, ~40 min: LeNet-5 on Fashion-MNIST, 15 epochs, 3 seeds", {
         "dataset": "fashion-mnist", "model": "lenet5", "methods": ["magnitude", "gmp", "random"],
         "sparsities": [0.5, 0.8, 0.9, 0.95, 0.98], "seeds": [0, 1, 2], "epochs": 15,
         "batch_size": 128, "lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4, "lr_schedule": "cosine"}),

@@ -112,38 +112,21 @@ def run(spec: RunSpec, progress: ProgressFn | None = None, workdir: Path | None 
     if checkpoint is not None and checkpoint.exists():
         start_epoch, train_time, history = _resume(checkpoint, model, optimizer, method, precision)
 
-    cycle_steps = plan.lr_cycle_epochs * n_steps
-    warmup_steps = spec.warmup_epochs * n_steps
-    step = start_epoch * n_steps
+    def lr_of(step: int) -> float:
+        cycle_steps = plan.lr_cycle_epochs * n_steps
+        return lr_at(step % cycle_steps, cycle_steps, spec.lr, spec.lr_schedule, spec.warmup_epochs * n_steps)
+
     for epoch in range(start_epoch, plan.total_epochs):
         t0 = time.perf_counter()
-        model.train()
         monitor.reset_zeros()
         monitor.count_zeros = True
-        loss_sum = torch.zeros((), device=device)
-        current_lr = None
-        for x, y in train_batches(dataset.train, spec.batch_size, spec.seed, epoch, augment=dataset.augment):
-            lr = lr_at(step % cycle_steps, cycle_steps, spec.lr, spec.lr_schedule, warmup_steps)
-            step += 1
-            if lr != current_lr:
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                current_lr = lr
-            with precision.autocast():
-                logits = model(x)
-                loss = F.cross_entropy(logits, y)
-            optimizer.zero_grad(set_to_none=True)
-            precision.backward(loss, optimizer)
-            method.after_backward(step)
-            precision.step(optimizer)
-            method.after_step(step)
-            loss_sum.add_(loss.detach(), alpha=y.shape[0])
+        batches = train_batches(dataset.train, spec.batch_size, spec.seed, epoch, augment=dataset.augment)
+        train_loss, lr = train_epoch(model, method, optimizer, precision, batches, epoch * n_steps, lr_of)
         monitor.count_zeros = False
         epoch_time = time.perf_counter() - t0
         train_time += epoch_time
         last = epoch == plan.total_epochs - 1
-        n = len(dataset.train)
-        record = {"epoch": epoch + 1, "lr": current_lr, "train_loss": float(loss_sum) / n,
+        record = {"epoch": epoch + 1, "lr": lr, "train_loss": train_loss / len(dataset.train),
                   "dead_rate_dynamic": monitor.zero_rate(),
                   "sparsity": metrics.weight_sparsity(model)[0], "epoch_time_s": epoch_time,
                   "top1": None}
@@ -174,6 +157,35 @@ def run(spec: RunSpec, progress: ProgressFn | None = None, workdir: Path | None 
         "label": method.label(), "spec": spec.to_dict(), "environment": env,
         "metrics": result_metrics, "layer_sparsity": layer_sparsity, "history": history,
     }
+
+
+def train_epoch(model: torch.nn.Module, method: methods.PruningMethod, optimizer: torch.optim.Optimizer,
+                precision: Precision, batches, first_step: int,
+                lr_of: Callable[[int], float]) -> tuple[float, float]:
+    """One epoch of the shared loop; returns (summed training loss, last learning rate).
+
+    ``first_step`` is the number of optimizer steps before this epoch; steps passed to the
+    method's hooks are 1-based. The loss is accumulated on the device (no per-step host sync).
+    """
+    model.train()
+    loss_sum = torch.zeros((), device=next(model.parameters()).device)
+    step, current_lr = first_step, None
+    for x, y in batches:
+        lr = lr_of(step)
+        step += 1
+        if lr != current_lr:
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            current_lr = lr
+        with precision.autocast():
+            loss = F.cross_entropy(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        precision.backward(loss, optimizer)
+        method.after_backward(step)
+        precision.step(optimizer)
+        method.after_step(step)
+        loss_sum.add_(loss.detach(), alpha=y.shape[0])
+    return float(loss_sum), current_lr
 
 
 def final_metrics(model: torch.nn.Module, dataset: Dataset, monitor: ActivationMonitor,
