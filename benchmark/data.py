@@ -8,8 +8,6 @@ the per-channel mean/std of its (post-validation-split) training images.  A trai
 
 from __future__ import annotations
 
-import gzip
-import math
 import os
 import threading
 from dataclasses import dataclass, field
@@ -20,10 +18,11 @@ import torch
 import torch.nn.functional as F
 
 from benchmark.batching import crop_flip
+from benchmark.idx import find_idx_files, read_idx
 
 __all__ = [
     "DataUnavailableError", "Split", "Dataset", "available_datasets", "dataset_descriptions",
-    "load_dataset", "clear_cache", "read_idx",
+    "load_dataset", "clear_cache",
 ]
 
 #: Where Debian's ``dataset-fashion-mnist`` package installs the gzipped IDX files.
@@ -34,15 +33,6 @@ DEFAULT_ROOT = "data"
 VAL_SPLIT_SEED = 0
 #: Seed of the synthetic data set (independent of the global RNG).
 SYNTHETIC_SEED = 20240607
-
-IDX_LABELS_MAGIC = 2049
-IDX_IMAGES_MAGIC = 2051
-_IDX_STEMS = {
-    "train_images": "train-images-idx3-ubyte",
-    "train_labels": "train-labels-idx1-ubyte",
-    "test_images": "t10k-images-idx3-ubyte",
-    "test_labels": "t10k-labels-idx1-ubyte",
-}
 
 
 class DataUnavailableError(RuntimeError):
@@ -134,50 +124,9 @@ class Dataset:
 # IDX files (MNIST / Fashion-MNIST)
 # --------------------------------------------------------------------------------------------------
 
-def read_idx(path: str | os.PathLike) -> np.ndarray:
-    """Read an unsigned-byte IDX file (gzipped or plain) into a uint8 array.
-
-    Magic 2049 gives labels ``(N,)``, magic 2051 images ``(N, H, W)``; the header is big-endian.
-    Raises ``ValueError`` for a bad magic number or a truncated/oversized payload.
-    """
-    with open(path, "rb") as fh:
-        raw = fh.read()
-    if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
-    if len(raw) < 4:
-        raise ValueError(f"{path}: not an IDX file (only {len(raw)} bytes)")
-    magic = int.from_bytes(raw[:4], "big")
-    if magic not in (IDX_LABELS_MAGIC, IDX_IMAGES_MAGIC):
-        raise ValueError(f"{path}: not an IDX file: magic number {magic}, expected "
-                         f"{IDX_LABELS_MAGIC} (labels) or {IDX_IMAGES_MAGIC} (images)")
-    ndim = magic & 0xFF
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise ValueError(f"{path}: truncated IDX header")
-    dims = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    count = math.prod(dims)
-    if len(raw) - header != count:
-        raise ValueError(f"{path}: IDX payload has {len(raw) - header} bytes, header {dims} needs {count}")
-    return np.frombuffer(raw, dtype=np.uint8, count=count, offset=header).reshape(dims).copy()
-
-
-def _find_idx_files(directory: str) -> dict[str, str] | None:
-    """Paths of the four standard IDX files in ``directory`` (plain or ``.gz``), or None if incomplete."""
-    found = {}
-    for key, stem in _IDX_STEMS.items():
-        for candidate in (stem, stem + ".gz"):
-            path = os.path.join(directory, candidate)
-            if os.path.isfile(path):
-                found[key] = path
-                break
-        else:
-            return None
-    return found
-
-
 def _load_idx_dir(directory: str, pretty: str) -> tuple[torch.Tensor, ...]:
     """Load the train/test images and labels from a directory holding the four IDX files."""
-    files = _find_idx_files(directory)
+    files = find_idx_files(directory)
     assert files is not None
     try:
         arrays = {key: read_idx(path) for key, path in files.items()}
@@ -211,7 +160,7 @@ def _load_idx_dataset(name: str, pretty: str, subdir: str, system_dir: str | Non
                       root: str | None, download: bool) -> tuple[tuple[torch.Tensor, ...], str]:
     """Find (or download) an MNIST-style data set; returns the uint8/int tensors and their source."""
     for directory in _idx_candidates(root, subdir, system_dir):
-        if _find_idx_files(directory) is not None:
+        if find_idx_files(directory) is not None:
             return _load_idx_dir(directory, pretty), directory
     if download:
         try:

@@ -13,7 +13,8 @@ import torch.nn.functional as F
 from benchmark import data
 from benchmark.batching import eval_batches, steps_per_epoch, train_batches
 from benchmark.data import (DataUnavailableError, Dataset, Split, available_datasets, dataset_descriptions,
-                            load_dataset, read_idx)
+                            load_dataset)
+from benchmark.idx import find_idx_files, read_idx
 
 NAMES = ["cifar10", "cifar100", "fashion-mnist", "mnist", "synthetic"]
 FILES = {
@@ -177,7 +178,7 @@ def test_mnist_from_root(tmp_path):
 
 def test_corrupt_file_is_data_unavailable(tmp_path):
     _write_idx_set(tmp_path, _tiny_idx_set())
-    with open(data._find_idx_files(str(tmp_path))["test_labels"], "wb") as fh:
+    with open(find_idx_files(str(tmp_path))["test_labels"], "wb") as fh:
         fh.write(b"not an idx file")
     with pytest.raises(DataUnavailableError, match="unreadable"):
         load_dataset("fashion-mnist", root=tmp_path, download=False)
@@ -204,7 +205,7 @@ def test_missing_other_datasets_message(tmp_path, name):
 
 
 @pytest.mark.realdata
-@pytest.mark.skipif(data._find_idx_files(data.DEBIAN_FASHION_MNIST_DIR) is None,
+@pytest.mark.skipif(find_idx_files(data.DEBIAN_FASHION_MNIST_DIR) is None,
                     reason=f"Fashion-MNIST not installed in {data.DEBIAN_FASHION_MNIST_DIR} "
                            "(apt-get install dataset-fashion-mnist)")
 def test_real_fashion_mnist():
