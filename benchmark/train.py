@@ -112,9 +112,10 @@ def run(spec: RunSpec, progress: ProgressFn | None = None, workdir: Path | None 
     if checkpoint is not None and checkpoint.exists():
         start_epoch, train_time, history = _resume(checkpoint, model, optimizer, method, precision)
 
+    cycle_steps, warmup_steps = plan.lr_cycle_epochs * n_steps, spec.warmup_epochs * n_steps
+
     def lr_of(step: int) -> float:
-        cycle_steps = plan.lr_cycle_epochs * n_steps
-        return lr_at(step % cycle_steps, cycle_steps, spec.lr, spec.lr_schedule, spec.warmup_epochs * n_steps)
+        return lr_at(step % cycle_steps, cycle_steps, spec.lr, spec.lr_schedule, warmup_steps)
 
     for epoch in range(start_epoch, plan.total_epochs):
         t0 = time.perf_counter()

@@ -29,8 +29,8 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from methods.masks import (all_prunable_weights, apply_mask_lists, magnitude_scores, masks_from_scores,
-                           masks_like, prunable_weights, target_prune_count)
+from methods.masks import (all_prunable_weights, apply_mask_lists, magnitude_scores, mask_gradients,
+                           mask_lists, masks_from_scores, masks_like, prunable_weights, target_prune_count)
 
 
 #: Optimizers whose update of a zero weight with zero gradient and zero state is exactly zero
@@ -118,9 +118,7 @@ class PruningMethod:
         that reads dense gradients does so first and calls ``super().after_backward(step)`` last.
         """
         if self.masks and self._mask_by_gradient:
-            pairs = [(p.grad, m) for p, m in zip(*self._mask_lists) if p.grad is not None]
-            if pairs:
-                torch._foreach_mul_([g for g, _ in pairs], [m for _, m in pairs])
+            mask_gradients(*self._mask_lists)
 
     def after_step(self, step: int) -> None:
         """Called after ``optimizer.step()``; the base keeps pruned weights and their state at zero."""
@@ -134,8 +132,7 @@ class PruningMethod:
     def set_masks(self, masks: dict[str, Tensor]) -> None:
         """Install keep-masks (bool or 0/1) and apply them at once to weights and optimizer state."""
         self.masks = masks_like(self.weights, masks)
-        names = [n for n in self.masks if n in self.weights]
-        self._mask_lists = ([self.weights[n] for n in names], [self.masks[n] for n in names])
+        self._mask_lists = mask_lists(self.weights, self.masks)
         self.apply_masks()
 
     def apply_masks(self) -> None:

@@ -166,8 +166,22 @@ def apply_masks(weights: Mapping[str, Tensor], masks: Mapping[str, Tensor],
     Masking the optimizer state too is what keeps pruned weights exactly zero: a non-zero
     momentum buffer would otherwise move a pruned weight off zero at the next step.
     """
+    apply_mask_lists(*mask_lists(weights, masks), optimizer)
+
+
+def mask_lists(weights: Mapping[str, Tensor],
+               masks: Mapping[str, Tensor]) -> tuple[list[Tensor], list[Tensor]]:
+    """Parallel lists (weights, masks) of the masked tensors, for the fused per-step ops below."""
     names = [n for n in masks if n in weights]
-    apply_mask_lists([weights[n] for n in names], [masks[n] for n in names], optimizer)
+    return [weights[n] for n in names], [masks[n] for n in names]
+
+
+@torch.no_grad()
+def mask_gradients(params: list[Tensor], mask_list: list[Tensor]) -> None:
+    """Multiply each parameter's gradient by its mask in one fused op (parameters without one skipped)."""
+    pairs = [(p.grad, m) for p, m in zip(params, mask_list) if p.grad is not None]
+    if pairs:
+        torch._foreach_mul_([g for g, _ in pairs], [m for _, m in pairs])
 
 
 @torch.no_grad()
