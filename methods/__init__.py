@@ -14,7 +14,7 @@ import dataclasses
 from typing import Any
 
 from methods import hparams as _hparams
-from methods.base import EpochPlan, MaskedMethod, OptimizerConfig, PruningMethod, method_label
+from methods.base import Calibration, EpochPlan, MaskedMethod, OptimizerConfig, PruningMethod, method_label
 from methods.imp import IMP
 from methods.magnitude import GMP, Dense, Magnitude, Random
 from methods.masks import apply_masks, magnitude_masks, prunable_weights
@@ -73,7 +73,8 @@ def get_method(name: str, target_sparsity: float = 0.0, seed: int = 0, **hparams
 
 
 __all__ = [
-    "EpochPlan", "MaskedMethod", "OptimizerConfig", "PruningMethod", "apply_masks", "available_methods",
-    "get_method", "get_method_class", "magnitude_masks", "make_hparams", "method_descriptions",
+    "Calibration", "EpochPlan", "MaskedMethod", "OptimizerConfig", "PruningMethod", "apply_masks",
+    "available_methods", "get_method", "get_method_class", "magnitude_masks", "make_hparams",
+    "method_descriptions",
     "method_hparam_fields", "method_label", "prunable_weights", "register",
 ]

@@ -55,6 +55,20 @@ class EpochPlan:
 
 
 @dataclass(frozen=True)
+class Calibration:
+    """A hyperparameter that sets a method's sparsity, searched by the harness to meet a target.
+
+    gRDA's threshold strength ``c`` and DemP's penalty ``λ_peak`` have no target sparsity of their
+    own: sparsity is an outcome of training. A method declaring ``calibration`` lets the harness
+    search ``hparam`` (on a log scale inside [``low``, ``high``]; measured sparsity grows with it)
+    with probe runs of the same recipe whenever the grid gives a target and ``hparam`` is 0.
+    """
+    hparam: str
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
 class NoHparams:
     """A method without hyperparameters."""
 
@@ -72,6 +86,8 @@ class PruningMethod:
     Hparams: ClassVar[type] = NoHparams
     #: True when the method removes weights at discrete prune events (what AP can ride on).
     has_prune_events: ClassVar[bool] = False
+    #: Set when sparsity is an outcome of one hyperparameter that the harness must search.
+    calibration: ClassVar[Calibration | None] = None
 
     def __init__(self, target_sparsity: float = 0.0, hparams: Any = None, seed: int = 0):
         if not 0.0 <= target_sparsity < 1.0:

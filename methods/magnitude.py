@@ -11,7 +11,7 @@ from torch import Tensor
 
 from methods.base import MaskedMethod, PruningMethod
 from methods.hparams import MaskHparams, hp
-from methods.schedules import PruneWindow, cubic_sparsity
+from methods.schedules import PruneWindow
 
 
 class Dense(PruningMethod):
@@ -101,10 +101,11 @@ class GMP(MaskedMethod):
 
     Zhu & Gupta, *To prune, or not to prune: exploring the efficacy of pruning for model
     compression*, ICLR-W 2018 (arXiv 1710.01878). Every Δt steps from t0 to tf the net is pruned
-    to s_t = s_f + (s_i − s_f)(1 − (t − t0)/(nΔt))^3 by magnitude; the last event reaches s_f
-    exactly and the mask stays fixed afterwards. Δt scales with the run length by default
-    (``interval=0``: ~30 events between t0 and tf), so short benchmark budgets keep the shape of
-    the schedule.
+    to s_t = s_f + (s_i − s_f)(1 − (t − t0)/(tf − t0))^3 by magnitude; the last event falls on tf
+    exactly (a shorter last step when tf − t0 is not a multiple of Δt) and reaches s_f, and the
+    mask stays fixed afterwards. Δt scales with the run length by default (``interval=0``: ~30
+    events between t0 and tf), so short benchmark budgets keep the shape of the schedule; an
+    explicit Δt longer than the window is an error.
     """
 
     name = "gmp"
@@ -113,21 +114,19 @@ class GMP(MaskedMethod):
 
     def attach(self, model, optimizer, steps_per_epoch, total_epochs) -> None:
         super().attach(model, optimizer, steps_per_epoch, total_epochs)
-        if self.hp.start_frac > self.hp.end_frac:
-            raise ValueError(f"gmp: start_frac {self.hp.start_frac} is after end_frac {self.hp.end_frac}")
         self.window = PruneWindow.over(self.total_steps, self.hp.start_frac, self.hp.end_frac,
                                        self.hp.interval)
         self._event(0)  # an event scheduled at step 0 happens before training
 
-    def sparsity_at_event(self, event: int) -> float:
+    def sparsity_at_step(self, step: int) -> float:
+        """The schedule's sparsity s_t at an event step (s_i capped at the target)."""
         initial = min(self.hp.initial_sparsity, self.target_sparsity)
-        return cubic_sparsity(event, self.window.n_events, initial, self.target_sparsity)
+        return self.window.sparsity_at(step, initial, self.target_sparsity)
 
     def _event(self, step: int) -> None:
-        event = self.window.event_at(step)
-        if event is None:
+        if self.window.event_at(step) is None:
             return
-        sparsity = self.sparsity_at_event(event)
+        sparsity = self.sparsity_at_step(step)
         if sparsity > 0:
             self.prune_to(sparsity)
 

@@ -4,7 +4,10 @@ The cubic schedule is Zhu & Gupta, *To prune, or not to prune* (2017), eq. (1):
 
     s_t = s_f + (s_i − s_f) · (1 − (t − t0) / (n·Δt))^3,   t ∈ {t0, t0 + Δt, …, t0 + n·Δt}
 
-so the first event (t = t0) sits at s_i and the n-th event after it reaches s_f exactly.
+so the first event (t = t0) sits at s_i and the n-th event after it reaches s_f exactly. When
+the window tf − t0 is not a multiple of Δt, :class:`PruneWindow` adds a last, shorter step so the
+final event still falls on tf and reaches s_f (the official GraNet code's last event instead falls
+a factor 1/n³ of the way short of s_f: it indexes events k0 … kf − 1).
 """
 from __future__ import annotations
 
@@ -12,50 +15,82 @@ import math
 from dataclasses import dataclass
 
 
-def cubic_sparsity(event: int, n_events: int, initial: float, final: float) -> float:
-    """Sparsity at prune event ``event`` (0 … n_events) of the cubic schedule."""
-    if n_events <= 0:
+def cubic_sparsity(event: float, n_events: int, initial: float, final: float) -> float:
+    """Sparsity at prune event ``event`` (0 … n_events) of the cubic schedule (s_f at the last)."""
+    if n_events <= 0 or event >= n_events:
         return final
-    progress = min(max(event / n_events, 0.0), 1.0)
+    progress = max(event / n_events, 0.0)
     return final + (initial - final) * (1.0 - progress) ** 3
 
 
 @dataclass(frozen=True)
 class PruneWindow:
-    """Prune events every ``interval`` steps from ``start`` to ``start + n_events·interval``.
+    """Prune events every ``interval`` steps from ``start`` (t0), the last one exactly at ``end`` (tf).
 
-    Steps are 1-based optimizer steps (the step just taken). An event falls on step t when
-    ``t ≥ start``, ``(t − start) % interval == 0`` and the event index ≤ ``n_events``.
+    Steps are 1-based optimizer steps (the step just taken; step 0 = before training). The events
+    fall on t0, t0 + Δt, t0 + 2Δt, … while before tf, and on tf itself: when the window is not a
+    multiple of Δt the last gap is shorter, so the schedule always ends at tf (never up to Δt
+    early). Event ``j`` has index j = 0 … ``n_events``; tf is event ``n_events``.
     """
     start: int
     interval: int
-    n_events: int
+    end: int
+
+    def __post_init__(self) -> None:
+        if self.end <= self.start:
+            raise ValueError(f"the prune window is empty: it starts at step {self.start} and ends at "
+                             f"step {self.end}")
+        if self.interval < 1 or self.interval > self.end - self.start:
+            raise ValueError(f"the prune interval Δt={self.interval} steps must be in [1, "
+                             f"{self.end - self.start}] (the window's length in steps)")
 
     @classmethod
     def over(cls, total_steps: int, start_frac: float, end_frac: float, interval: int = 0,
              default_events: int = 30) -> "PruneWindow":
         """Window spanning [start_frac, end_frac] of ``total_steps``.
 
-        ``interval=0`` picks Δt so that about ``default_events`` events fit in the window (GraNet's
-        CIFAR recipe has Δt = 1000 iterations over 80 epochs × 391 ≈ 31 events); the window is
-        kept, the interval scales with the run length.
+        ``interval=0`` picks Δt = ⌊window / ``default_events``⌋ (at least 1), so about 30 events
+        fit in the window whatever the run length: GraNet's CIFAR recipe has Δt = 1000 iterations
+        over 80 epochs × 391 ≈ 31 events. The window is kept, the interval scales with the run.
+        An explicit interval longer than the window is an error (it would silently make a
+        gradual method one-shot).
         """
-        if not 0.0 <= start_frac <= end_frac <= 1.0:
-            raise ValueError(f"need 0 ≤ start_frac ≤ end_frac ≤ 1, got {start_frac}, {end_frac}")
+        if not 0.0 <= start_frac < end_frac <= 1.0:
+            raise ValueError(f"need 0 ≤ start_frac < end_frac ≤ 1, got {start_frac}, {end_frac}")
         start = round(start_frac * total_steps)
         end = round(end_frac * total_steps)
-        span = end - start
+        if end <= start:
+            raise ValueError(f"the prune window [{start_frac}, {end_frac}] of {total_steps} steps holds "
+                             f"no step; train longer or widen the window")
         if interval <= 0:
-            interval = max(1, span // default_events)
-        return cls(start=start, interval=interval, n_events=span // interval)
+            interval = max(1, (end - start) // default_events)
+        return cls(start=start, interval=interval, end=end)
+
+    @property
+    def n_events(self) -> int:
+        """Index of the last event (at ``end``); there are ``n_events + 1`` events in all."""
+        return -(-(self.end - self.start) // self.interval)
 
     def event_at(self, step: int) -> int | None:
         """Event index at ``step`` or ``None``."""
+        if step == self.end:
+            return self.n_events
         offset = step - self.start
-        if offset < 0 or offset % self.interval:
+        if offset < 0 or step > self.end or offset % self.interval:
             return None
-        event = offset // self.interval
-        return event if event <= self.n_events else None
+        return offset // self.interval
+
+    def progress(self, step: int) -> float:
+        """(t − t0) / (tf − t0), clipped to [0, 1]."""
+        return min(max((step - self.start) / (self.end - self.start), 0.0), 1.0)
+
+    def sparsity_at(self, step: int, initial: float, final: float) -> float:
+        """The cubic schedule at ``step``: s_f + (s_i − s_f)(1 − (t − t0)/(tf − t0))^3.
+
+        At the regular events t0 + jΔt this is Zhu & Gupta's s_t with nΔt = tf − t0 whenever the
+        window is a multiple of Δt, and it reaches s_f exactly at tf.
+        """
+        return cubic_sparsity(self.progress(step), 1, initial, final) if step < self.end else final
 
 
 def lr_at(step: int, steps_per_cycle: int, base_lr: float, schedule: str,

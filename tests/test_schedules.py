@@ -15,19 +15,36 @@ def test_cubic_schedule_by_hand():
     assert cubic_sparsity(0, 0, 0.0, 0.8) == 0.8
 
 
-def test_prune_window_events():
+def test_prune_window_events_end_exactly_at_tf():
     w = PruneWindow.over(1000, 0.1, 0.5)
-    assert (w.start, w.interval, w.n_events) == (100, 13, 30)  # 400 steps // 30 events
+    assert (w.start, w.interval, w.end, w.n_events) == (100, 13, 500, 31)  # 400 // 30 = 13; ⌈400/13⌉
     assert w.event_at(99) is None
     assert w.event_at(100) == 0
     assert w.event_at(113) == 1
     assert w.event_at(114) is None
-    assert w.event_at(100 + 30 * 13) == 30
-    assert w.event_at(100 + 31 * 13) is None
+    assert w.event_at(100 + 30 * 13) == 30        # step 490, the last regular event
+    assert w.event_at(500) == 31                  # then tf itself, 10 steps later
+    assert w.event_at(100 + 31 * 13) is None      # step 503 is past tf
+    assert w.sparsity_at(490, 0.0, 0.9) == pytest.approx(0.9 * (1 - (10 / 400) ** 3))
+    assert w.sparsity_at(500, 0.0, 0.9) == 0.9    # exactly s_f at tf, not one Δt before
+    assert w.sparsity_at(100, 0.2, 0.9) == pytest.approx(0.2)
     fixed = PruneWindow.over(1000, 0.0, 0.5, interval=100)
-    assert (fixed.start, fixed.interval, fixed.n_events) == (0, 100, 5)
-    with pytest.raises(ValueError):
-        PruneWindow.over(1000, 0.6, 0.5)
+    assert (fixed.start, fixed.interval, fixed.end, fixed.n_events) == (0, 100, 500, 5)
+    assert [fixed.event_at(t) for t in (0, 100, 400, 500, 600)] == [0, 1, 4, 5, None]
+    # with tf − t0 a multiple of Δt the schedule is Zhu & Gupta's, event by event
+    for j in range(6):
+        assert fixed.sparsity_at(100 * j, 0.0, 0.8) == pytest.approx(cubic_sparsity(j, 5, 0.0, 0.8))
+
+
+@pytest.mark.parametrize("args, message", [
+    ((1000, 0.6, 0.5), "start_frac < end_frac"),
+    ((1000, 0.5, 0.5), "start_frac < end_frac"),
+    ((1000, 0.0, 0.5, 501), "interval"),          # Δt longer than the window: an error, not one shot
+    ((1, 0.0, 0.4), "holds no step"),
+])
+def test_prune_window_rejects_bad_windows(args, message):
+    with pytest.raises(ValueError, match=message):
+        PruneWindow.over(*args)
 
 
 def test_lr_schedules():
