@@ -1,30 +1,69 @@
-"""The command line: parse → plan the grid → execute → report.
+"""The command line: parse → validate everything → plan the grid → execute → report.
 
-Bad input (unknown names, sparsity outside [0, 1), epochs < 1, missing data, bad
-hyperparameters) ends with one line on stderr and exit code 2, before anything is written.
-Exit code 1 means the grid ran but some runs failed (they are stored with their error).
+Everything that can be checked before a run starts is checked first (see :func:`prepare`): names
+(with the nearest valid name for a typo), finite numbers, the device, the data set, every method's
+configuration on the model (built on the ``meta`` device), and the output folder. Bad input ends
+with one line on stderr and exit code 2, and nothing is written. Exit code 1 means the grid ran but
+some runs failed: they are stored with their reason, and stderr says how many and why.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
+import math
+import os
 import sys
+import tempfile
+from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
 
+import torch
+
 import methods
-from benchmark.data import DataUnavailableError, available_datasets, dataset_descriptions, load_dataset
-from benchmark.executors import EXECUTORS, execute
+from benchmark.batching import steps_per_epoch
+from benchmark.data import (Dataset, DataUnavailableError, available_datasets, dataset_descriptions,
+                            load_dataset)
+from benchmark.executors import EXECUTORS, GridSummary, execute
 from benchmark.presets import DEFAULTS, PRESETS, get_preset
-from benchmark.spec import plan_grid
+from benchmark.schema import describe_reasons
+from benchmark.spec import RunSpec, plan_grid
 from benchmark.store import RunStore
+from benchmark.train import resolve_device
 from methods.hparams import field_type
 from methods.schedules import LR_SCHEDULES
-from models import available_activations, available_models, model_descriptions
+from models import available_activations, available_models, get_model, model_descriptions
 
 
 class UsageError(Exception):
     """Bad input: reported as one line with exit code 2."""
+
+
+def finite_float(text: str) -> float:
+    """argparse type: a finite number (``nan`` and ``inf`` are refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def unknown_name(what: str, value: str, valid: Sequence[str]) -> str:
+    """'unknown method 'grnet' (did you mean 'granet'?); choose from: …' (one line)."""
+    close = difflib.get_close_matches(value, list(valid), n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown {what} {value!r}{hint}; choose from: {', '.join(valid)}"
+
+
+def cpu_cores() -> int:
+    """CPU cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 class _Parser(argparse.ArgumentParser):
@@ -56,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="quick", help=f"grid defaults (default quick): {', '.join(PRESETS)}")
     grid = p.add_argument_group("grid")
     grid.add_argument("--methods", nargs="+", help="methods to compare (see --list)")
-    grid.add_argument("--sparsities", nargs="+", type=float, help="target sparsities in [0, 1)")
+    grid.add_argument("--sparsities", nargs="+", type=finite_float, help="target sparsities in [0, 1)")
     grid.add_argument("--seeds", nargs="+", type=int, help="seeds (initialisation and data order)")
     grid.add_argument("--no-dense-reference", action="store_true",
                       help="do not add the dense baseline (one run per seed) to the grid")
@@ -65,18 +104,19 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--data-root", help="folder with the data set files")
     data.add_argument("--no-download", action="store_true",
                       help="never try torchvision's download (fail at once when the data is not on disk)")
-    data.add_argument("--val-fraction", type=float, help="share of the training set held out for validation")
+    data.add_argument("--val-fraction", type=finite_float,
+                      help="share of the training set held out for validation")
     data.add_argument("--model", help="model (see --list)")
     data.add_argument("--activation", help=f"hidden activation: {', '.join(available_activations())}")
     train = p.add_argument_group("training (shared by every method)")
     train.add_argument("--epochs", type=int, help="epochs per run (IMP trains this per round)")
     train.add_argument("--batch-size", type=int)
-    train.add_argument("--lr", type=float, help="peak learning rate")
+    train.add_argument("--lr", type=finite_float, help="peak learning rate")
     train.add_argument("--lr-schedule", choices=LR_SCHEDULES)
     train.add_argument("--warmup-epochs", type=int, help="linear LR warm-up epochs")
-    train.add_argument("--momentum", type=float)
+    train.add_argument("--momentum", type=finite_float)
     train.add_argument("--nesterov", action=argparse.BooleanOptionalAction)
-    train.add_argument("--weight-decay", type=float)
+    train.add_argument("--weight-decay", type=finite_float)
     execution = p.add_argument_group("execution")
     execution.add_argument("--device", help="auto (CUDA when available), cpu, cuda, cuda:N")
     execution.add_argument("--amp", action=argparse.BooleanOptionalAction, help="mixed precision on CUDA")
@@ -85,9 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
                                 "processes; ray: a Ray cluster")
     execution.add_argument("--workers", type=int, default=1,
                            help="worker processes (executor local; default 1)")
-    execution.add_argument("--gpus-per-run", type=float, default=1.0,
+    execution.add_argument("--threads", type=int, default=None,
+                           help="CPU threads per run (default: cores ÷ workers); part of the run id, "
+                           "because results on a CPU depend on it")
+    execution.add_argument("--gpus-per-run", type=finite_float, default=1.0,
                            help="GPU share per run (executor ray; default 1); 0.25 packs four runs on a GPU")
-    execution.add_argument("--cpus-per-run", type=float, default=1.0,
+    execution.add_argument("--cpus-per-run", type=finite_float, default=1.0,
                            help="CPUs per run (executor ray; default 1)")
     execution.add_argument("--eval-every", type=int, help="test accuracy every N epochs (the last always)")
     execution.add_argument("--checkpoint-every", type=int,
@@ -95,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     execution.add_argument("--force", action="store_true", help="re-run runs that are already complete")
     out = p.add_argument_group("output")
     out.add_argument("--out", default="results", help="results folder (default results)")
-    out.add_argument("--sparsity-tolerance", type=float, default=0.01,
+    out.add_argument("--sparsity-tolerance", type=finite_float, default=0.01,
                      help="flag runs whose measured sparsity misses the target by more than this "
                      "(default 0.01)")
     out.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
@@ -124,6 +167,8 @@ def listing() -> str:
 
 def resolve(args: argparse.Namespace) -> dict[str, Any]:
     """Explicit flags over the preset over the defaults; every value validated."""
+    if args.preset not in PRESETS:
+        raise UsageError(unknown_name("preset", args.preset, list(PRESETS)))
     preset = get_preset(args.preset).values
     keys = ["methods", "sparsities", "seeds", "dataset", "model", "activation", "epochs", "batch_size",
             "lr", "momentum", "nesterov", "weight_decay", "lr_schedule", "warmup_epochs", "val_fraction",
@@ -142,7 +187,7 @@ def resolve(args: argparse.Namespace) -> dict[str, Any]:
 def _validate(cfg: dict[str, Any]) -> None:
     def choose(value: str, valid: Sequence[str], what: str) -> None:
         if value not in valid:
-            raise UsageError(f"unknown {what} {value!r}; choose from: {', '.join(valid)}")
+            raise UsageError(unknown_name(what, value, valid))
     for m in cfg["methods"]:
         choose(m, methods.available_methods(), "method")
     choose(cfg["dataset"], available_datasets(), "dataset")
@@ -199,10 +244,7 @@ def _method_hparams(args: argparse.Namespace, selected: Sequence[str]) -> dict[s
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _main(argv)
-    except UsageError as err:
-        print(f"run_benchmarks.py: error: {err}", file=sys.stderr)
-        return 2
-    except DataUnavailableError as err:
+    except (UsageError, DataUnavailableError) as err:
         print(f"run_benchmarks.py: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -215,6 +257,33 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.list:
         print(listing())
         return 0
+    specs, store = prepare(args)
+    _warn_untrusted(store, [s.run_id for s in specs], "it will be computed again")
+    summary = execute(specs, store, executor=args.executor, workers=args.workers,
+                      gpus_per_run=args.gpus_per_run, cpus_per_run=args.cpus_per_run, force=args.force,
+                      show_progress=not args.no_progress)
+    from benchmark.report import write_reports
+    paths = write_reports(store, Path(args.out), run_ids=[s.run_id for s in specs],
+                          sparsity_tolerance=args.sparsity_tolerance, plots=not args.no_plots,
+                          expected_seeds=sorted({s.seed for s in specs}))
+    print(paths.table)
+    print(f"\n{summary.planned} runs: {summary.completed} ran, {summary.skipped} already complete, "
+          f"{summary.failed} failed")
+    plots = f" and {len(paths.plots)} plots in {Path(args.out) / 'plots'}" if paths.plots else ""
+    print(f"wrote {paths.csv}, {paths.markdown}{plots}")
+    if summary.failed:
+        _report_failures(summary, store)
+        return 1
+    return 0
+
+
+def prepare(args: argparse.Namespace) -> tuple[list[RunSpec], RunStore]:
+    """Validate everything that can be checked before a run starts; the planned specs and the store.
+
+    Order: names and numbers, the device, the data set (loaded: it must exist), every cell's method
+    configuration on the model built on the ``meta`` device, and last the output folder (created
+    and probed for writing), so that bad input never leaves anything behind.
+    """
     try:
         cfg = resolve(args)
     except ValueError as err:
@@ -222,9 +291,16 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.workers < 1 or args.gpus_per_run < 0 or args.cpus_per_run <= 0 or args.sparsity_tolerance < 0:
         raise UsageError("--workers must be ≥ 1, --gpus-per-run ≥ 0, --cpus-per-run > 0 and "
                          "--sparsity-tolerance ≥ 0")
-    if args.executor != "ray":  # a Ray driver need not hold the data; its workers load it
-        load_dataset(cfg["dataset"], root=cfg["data_root"], val_fraction=cfg["val_fraction"],
-                     download=not args.no_download)
+    if args.threads is not None and args.threads < 1:
+        raise UsageError(f"--threads must be ≥ 1, got {args.threads}")
+    if not args.out.strip():
+        raise UsageError("--out must name a folder")
+    try:
+        resolve_device(cfg["device"])
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    dataset = load_dataset(cfg["dataset"], root=cfg["data_root"], val_fraction=cfg["val_fraction"],
+                           download=not args.no_download)
     method_names = list(cfg["methods"])
     if not args.no_dense_reference and "dense" not in method_names:
         method_names.insert(0, "dense")
@@ -233,17 +309,69 @@ def _main(argv: Sequence[str] | None) -> int:
                                   "momentum", "nesterov", "weight_decay", "lr_schedule", "warmup_epochs",
                                   "val_fraction", "data_root", "device", "amp", "eval_every",
                                   "checkpoint_every"]}
+    common["threads"] = args.threads or _default_threads(args)
     specs = plan_grid(method_names, cfg["sparsities"], cfg["seeds"], cfg["hparams"], **common)
-    store = RunStore(args.out)
-    summary = execute(specs, store, executor=args.executor, workers=args.workers,
-                      gpus_per_run=args.gpus_per_run, cpus_per_run=args.cpus_per_run, force=args.force,
-                      show_progress=not args.no_progress)
-    from benchmark.report import write_reports
-    paths = write_reports(store, Path(args.out), run_ids=[s.run_id for s in specs],
-                          sparsity_tolerance=args.sparsity_tolerance, plots=not args.no_plots)
-    print(paths.table)
-    print(f"\n{summary.planned} runs: {summary.completed} ran, {summary.skipped} already complete, "
-          f"{summary.failed} failed")
-    plots = f" and {len(paths.plots)} plots in {Path(args.out) / 'plots'}" if paths.plots else ""
-    print(f"wrote {paths.csv}, {paths.markdown}{plots}")
-    return 1 if summary.failed else 0
+    check_methods(specs, dataset)
+    return specs, RunStore(_output_folder(args.out))
+
+
+def _default_threads(args: argparse.Namespace) -> int:
+    """CPU threads per run: the cores shared by the concurrent runs, so they never oversubscribe."""
+    if args.executor == "ray":
+        return max(1, int(args.cpus_per_run))
+    concurrent = args.workers if args.executor == "local" else 1
+    return max(1, cpu_cores() // concurrent)
+
+
+def check_methods(specs: Sequence[RunSpec], dataset: Dataset) -> None:
+    """Ask every cell's method whether it can run on this model and budget (model on ``meta``)."""
+    with torch.device("meta"):
+        model = get_model(specs[0].model, dataset.in_shape, dataset.num_classes,
+                          activation=specs[0].activation)
+    n_steps = steps_per_epoch(len(dataset.train), specs[0].batch_size)
+    seen: set[str] = set()
+    for spec in specs:
+        if spec.cell_id in seen:
+            continue
+        seen.add(spec.cell_id)
+        try:
+            method = methods.get_method(spec.method, target_sparsity=spec.target_sparsity, seed=spec.seed,
+                                        **spec.method_hparams)
+            method.check(model, n_steps, method.plan(spec.epochs).total_epochs)
+        except ValueError as err:
+            raise UsageError(f"{spec.method} at sparsity {spec.target_sparsity:g}: {err}") from None
+
+
+def _output_folder(out: str) -> Path:
+    """Create the results folder and prove it writable (one probe file, removed); UsageError otherwise."""
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--out {out} is a file, not a folder")
+    missing = [p for p in [path, *path.parents] if not p.exists()]
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-probe-"):
+            pass
+    except OSError as err:
+        for created in missing:  # leave nothing behind
+            try:
+                created.rmdir()
+            except OSError:
+                pass
+        raise UsageError(f"--out {out} is not writable: {err.strerror or err}") from None
+    return path
+
+
+def _warn_untrusted(store: RunStore, run_ids: Sequence[str], consequence: str) -> None:
+    """One warning line on stderr per result file that exists but cannot be trusted."""
+    for path, why in store.problems(run_ids):
+        print(f"run_benchmarks.py: warning: {path}: {why}; {consequence}", file=sys.stderr)
+
+
+def _report_failures(summary: GridSummary, store: RunStore) -> None:
+    """How many runs failed and why, on stderr (their details are in their result.json)."""
+    why = describe_reasons(Counter(f["reason"] for f in summary.failures))
+    print(f"run_benchmarks.py: {summary.failed} of {summary.planned} runs failed ({why}); details in "
+          f"{store.runs_dir}/<run_id>/result.json:", file=sys.stderr)
+    for failure in summary.failures:
+        print(f"  {failure['run_id']} {failure['run']}: {failure['error']}", file=sys.stderr)

@@ -29,6 +29,8 @@ __all__ = [
 DEBIAN_FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 #: Default download directory for torchvision data sets when no root is given.
 DEFAULT_ROOT = "data"
+#: Why nothing was downloaded when downloading is turned off.
+DOWNLOAD_OFF = "downloading is turned off (--no-download)"
 #: Seed of the validation split (independent of the run seed).
 VAL_SPLIT_SEED = 0
 #: Seed of the synthetic data set (independent of the global RNG).
@@ -142,13 +144,14 @@ def _load_idx_dir(directory: str, pretty: str) -> tuple[torch.Tensor, ...]:
 
 
 def _idx_candidates(root: str | None, subdir: str, system_dir: str | None) -> list[str]:
-    """Directories searched for IDX files, in order."""
-    dirs = []
+    """Directories searched for IDX files, in order.
+
+    An explicit ``root`` is the only place searched: a user who names a folder means that folder,
+    and silently training on a system copy instead would record the wrong data source.
+    """
     if root is not None:
-        dirs += [root, os.path.join(root, subdir, "raw")]
-    if system_dir is not None:
-        dirs.append(system_dir)
-    return dirs
+        return [root, os.path.join(root, subdir, "raw")]
+    return [system_dir] if system_dir is not None else []
 
 
 def _download_reason(exc: BaseException) -> str:
@@ -169,9 +172,9 @@ def _load_idx_dataset(name: str, pretty: str, subdir: str, system_dir: str | Non
         except Exception as exc:  # any failure (offline, corrupt download, ...) means "not available"
             reason = _download_reason(exc)
     else:
-        reason = "torchvision download disabled (download=False)"
+        reason = DOWNLOAD_OFF
     looked = [f"{root} (and {os.path.join(root, subdir, 'raw')})"] if root else []
-    looked += [system_dir] if system_dir is not None else []
+    looked += [system_dir] if system_dir is not None and root is None else []
     raise DataUnavailableError(_missing_message(name, pretty, looked, system_dir is not None, reason))
 
 
@@ -216,7 +219,7 @@ def _load_cifar(name: str, root: str | None, download: bool) -> tuple[tuple[torc
     try:
         parts = [_torchvision_cifar(name, directory, train, download) for train in (True, False)]
     except Exception as exc:  # any failure (offline, corrupt download, ...) means "not available"
-        reason = _download_reason(exc) if download else "torchvision download disabled (download=False)"
+        reason = _download_reason(exc) if download else DOWNLOAD_OFF
         raise DataUnavailableError(
             f"{pretty} not found in {os.path.abspath(directory)} and {reason}. Pass --data-root DIR "
             f"holding torchvision's {name} files or run once with network access to download it."

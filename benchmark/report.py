@@ -20,8 +20,10 @@ import pandas as pd
 from scipy.special import stdtrit  # inverse CDF of Student's t (lighter import than scipy.stats)
 from tabulate import tabulate
 
+from benchmark.schema import describe_reasons
 from benchmark.spec import SEMANTIC_FIELDS, RunSpec
-from benchmark.store import RunStore, atomic_write_bytes, atomic_write_text, known_spec_columns, results_frame
+from benchmark.store import (FAILURE_COLUMN, RunStore, atomic_write_bytes, atomic_write_text,
+                             known_spec_columns, results_frame)
 
 #: Leaderboard columns, in order (the first block is the contract; the rest are extras).
 BOARD_COLUMNS = [
@@ -30,13 +32,13 @@ BOARD_COLUMNS = [
     "params_nonzero", "epochs", "train_time_s", "flag",
 ]
 EXTRA_COLUMNS = [
-    "top1_std", "delta_vs_dense", "n_runs", "top1_best", "val_top1", "activation", "method_base",
+    "top1_std", "delta_vs_dense", "n_runs", "n_missing", "val_top1", "activation", "method_base",
     "method_hparams", "train_config", "cell_id",
 ]
 #: Metrics averaged over the complete seeds of a cell.
 MEAN_METRICS = [
     "sparsity", "sparsity_all", "neuron_sparsity", "top1", "dead_rate_static", "dead_rate_dynamic",
-    "params_nonzero", "epochs", "train_time_s", "top1_best", "val_top1",
+    "params_nonzero", "epochs", "train_time_s", "val_top1",
 ]
 #: Spec fields that identify the cell but are not part of its training configuration.
 CELL_FIELDS = {"dataset", "model", "activation", "method", "method_hparams", "target_sparsity", "seed"}
@@ -138,24 +140,36 @@ def cell_keys(runs: pd.DataFrame) -> pd.Series:
 # ----------------------------------------------------------------------------------------------
 # leaderboard
 
-def _flags(complete: pd.DataFrame, n_runs: int, target: float, tolerance: float) -> list[str]:
+def _flags(rows: pd.DataFrame, complete: pd.DataFrame, target: float, tolerance: float,
+           n_missing: int) -> list[str]:
     """Every problem of one cell, in words (empty list when fine)."""
-    if complete.empty:
-        return ["all seeds failed"]
     flags = []
+    if complete.empty:
+        flags.append("all seeds failed" if len(rows) else "no run")
     sparsity = _numbers(complete, "sparsity")
     if sparsity.isna().any():
         flags.append(f"sparsity not measured ({int(sparsity.isna().sum())}/{len(sparsity)} seeds)")
     measured = sparsity.dropna()
     if not math.isnan(target) and len(measured) and ((measured - target).abs() > tolerance + _EPS).any():
         flags.append(f"sparsity off target ({measured.mean():.3f} vs {target:.3f})")
-    n_failed = n_runs - len(complete)
-    if n_failed:
-        flags.append(f"{n_failed}/{n_runs} seeds failed")
+    failed = rows[rows["status"] != "complete"]
+    if len(failed) and not complete.empty:
+        flags.append(f"{len(failed)}/{len(rows) + n_missing} seeds failed ({_reasons(failed)})")
+    elif len(failed):
+        flags[0] += f" ({_reasons(failed)})"
+    if n_missing:
+        flags.append(f"{n_missing}/{len(rows) + n_missing} seeds missing")
     return flags
 
 
-def _summarise_cell(cell_id: str, rows: pd.DataFrame, config_cols: list[str], tolerance: float) -> dict:
+def _reasons(failed: pd.DataFrame) -> str:
+    """'2 diverged, 1 error' for the failed runs of a cell."""
+    column = failed[FAILURE_COLUMN] if FAILURE_COLUMN in failed else pd.Series("error", index=failed.index)
+    return describe_reasons(column.fillna("error").value_counts().to_dict())
+
+
+def _summarise_cell(cell_id: str, rows: pd.DataFrame, config_cols: list[str], tolerance: float,
+                    expected_seeds: set) -> dict:
     """One leaderboard row from all runs (seeds) of one cell."""
     first = rows.iloc[0]
     complete = rows[rows["status"] == "complete"]
@@ -163,6 +177,8 @@ def _summarise_cell(cell_id: str, rows: pd.DataFrame, config_cols: list[str], to
     top1 = _numbers(complete, "top1").tolist()
     ratio = _numbers(complete, "macs_sparse") / _numbers(complete, "macs_dense").replace(0, np.nan)
     method_base = _plain(first.get("method"))
+    seeds = {_plain(v) for v in rows["seed"]} if "seed" in rows else set()
+    n_missing = len(expected_seeds - seeds)
     row = {
         "dataset": _plain(first.get("dataset")),
         "model": _plain(first.get("model")),
@@ -173,8 +189,9 @@ def _summarise_cell(cell_id: str, rows: pd.DataFrame, config_cols: list[str], to
         "top1_std": _std(top1),
         "n_seeds": len(complete),
         "n_runs": len(rows),
+        "n_missing": n_missing,
         "macs_sparse_ratio": float(ratio.mean()) if ratio.notna().any() else math.nan,
-        "flag": "; ".join(_flags(complete, len(rows), target, tolerance)),
+        "flag": "; ".join(_flags(rows, complete, target, tolerance, n_missing)),
         "activation": _plain(first.get("activation")),
         "method_base": method_base,
         "method_hparams": _plain(first.get("method_hparams")),
@@ -197,22 +214,29 @@ def _delta_vs_dense(board: pd.DataFrame) -> pd.Series:
     return board.apply(lambda r: r["top1"] - reference.get(_dense_key(r), math.nan), axis=1).astype(float)
 
 
-def leaderboard(runs: pd.DataFrame, sparsity_tolerance: float = 0.01) -> pd.DataFrame:
+def leaderboard(runs: pd.DataFrame, sparsity_tolerance: float = 0.01,
+                expected_seeds: Iterable[int] | None = None) -> pd.DataFrame:
     """One row per cell (all seeds of one configuration): means over complete seeds, CI, flags.
 
     ``runs`` is :meth:`RunStore.frame`. Columns: :data:`BOARD_COLUMNS` then :data:`EXTRA_COLUMNS`.
     ``method`` is the run label (method plus non-default hparams). Rows are sorted by dataset,
-    model, target sparsity, then top-1 descending. ``flag`` lists every problem of the cell,
-    joined with "; ": measured sparsity beyond ``sparsity_tolerance`` of the target on any seed,
-    failed seeds ("k/n seeds failed", any status other than ``complete`` counts), or
-    "all seeds failed" (metric columns NaN). A single seed is not a flag (its CI is NaN).
+    model, target sparsity, then top-1 descending. ``top1`` is always the final-epoch accuracy.
+    ``flag`` lists every problem of the cell, joined with "; ": measured sparsity beyond
+    ``sparsity_tolerance`` of the target on any seed; failed seeds with their reasons
+    ("1/3 seeds failed (1 diverged)", any status other than ``complete`` counts), or "all seeds
+    failed (…)" (metric columns NaN); seeds missing — the grid's ``expected_seeds`` (by default
+    every seed seen in the table) that have no trusted result. A single seed is not a flag (its
+    CI is NaN).
     """
     columns = BOARD_COLUMNS + EXTRA_COLUMNS
     if runs.empty:
         return pd.DataFrame(columns=columns)
     config_cols = training_config_columns(runs)
     keys = cell_keys(runs)
-    rows = [_summarise_cell(key, group, config_cols, sparsity_tolerance)
+    if expected_seeds is None:
+        expected_seeds = _numbers(runs, "seed").dropna().astype(int).tolist() if "seed" in runs else []
+    expected = {int(s) for s in expected_seeds}
+    rows = [_summarise_cell(key, group, config_cols, sparsity_tolerance, expected)
             for key, group in runs.groupby(keys, sort=True)]
     board = pd.DataFrame(rows)
     board["delta_vs_dense"] = _delta_vs_dense(board)
@@ -220,8 +244,8 @@ def leaderboard(runs: pd.DataFrame, sparsity_tolerance: float = 0.01) -> pd.Data
         ["dataset", "model", "target_sparsity", "top1", "method", "cell_id"],
         ascending=[True, True, True, False, True, True], na_position="last", kind="mergesort")
     board = board.reset_index(drop=True)[columns]
-    board["n_seeds"] = board["n_seeds"].astype(int)
-    board["n_runs"] = board["n_runs"].astype(int)
+    for column in ("n_seeds", "n_runs", "n_missing"):
+        board[column] = board[column].astype(int)
     return board
 
 
@@ -293,9 +317,9 @@ def to_markdown(board: pd.DataFrame, sparsity_tolerance: float | None = None) ->
         _table(board) if len(board) else "_no runs_",
         "",
         f"Flags: *sparsity off target (actual vs target)* = some seed's measured sparsity differs from "
-        f"its target by more than {tol} (the mean actual sparsity is shown); *k/n seeds failed* = "
-        f"those seeds are left out of the means (their errors are in runs/<run_id>/result.json); "
-        f"a single seed has no CI.",
+        f"its target by more than {tol} (the mean actual sparsity is shown); *k/n seeds failed (reasons)* "
+        f"= those seeds are left out of the means (their errors are in runs/<run_id>/result.json); "
+        f"*k/n seeds missing* = seeds of the grid with no trusted result; a single seed has no CI.",
         "",
     ]
     return "\n".join(lines)
@@ -305,19 +329,22 @@ def to_markdown(board: pd.DataFrame, sparsity_tolerance: float | None = None) ->
 # files
 
 def write_reports(store: RunStore, out_dir: str | Path, run_ids: Iterable[str] | None = None,
-                  sparsity_tolerance: float = 0.01, plots: bool = True) -> ReportPaths:
+                  sparsity_tolerance: float = 0.01, plots: bool = True,
+                  expected_seeds: Iterable[int] | None = None) -> ReportPaths:
     """Write leaderboard.csv, leaderboard.md and (optionally) plots/*.png under ``out_dir``.
 
     Everything is computed in memory first, then each file is written atomically, so a failure
     never leaves a half-written report. Figures that cannot be drawn (nothing to show) are not
     written, and a stale copy of such a figure from an earlier report is removed.
-    Raises :class:`NoRunsError` when the store (restricted to ``run_ids``) has no readable run.
+    Only trusted results are read (see :mod:`benchmark.schema`); ``expected_seeds`` are the seeds
+    the grid asked for (missing ones are flagged). Raises :class:`NoRunsError` when the store
+    (restricted to ``run_ids``) has no trusted run.
     """
     results = store.results(run_ids)
     if not results:
         raise NoRunsError(f"no runs found in {store.runs_dir}")
     runs = results_frame(results)
-    board = leaderboard(runs, sparsity_tolerance)
+    board = leaderboard(runs, sparsity_tolerance, expected_seeds)
     table = to_markdown(board, sparsity_tolerance)
     figures: dict[str, bytes] = {}
     if plots:
@@ -349,14 +376,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="flag cells whose measured sparsity misses the target by more (default 0.01)")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     args = parser.parse_args(argv)
+    store = RunStore(args.results_dir)
+    skipped = store.problems()
+    for path, why in skipped:
+        print(f"warning: skipped {path}: {why}", file=sys.stderr)
     try:
-        paths = write_reports(RunStore(args.results_dir), args.out or args.results_dir,
+        paths = write_reports(store, args.out or args.results_dir,
                               sparsity_tolerance=args.sparsity_tolerance, plots=not args.no_plots)
     except NoRunsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(paths.table)
     print(f"wrote {paths.csv}, {paths.markdown}" + "".join(f", {p}" for p in paths.plots))
+    if skipped:
+        print(f"skipped {len(skipped)} result file(s) that cannot be trusted (see the warnings above)",
+              file=sys.stderr)
     return 0
 
 

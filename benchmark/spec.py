@@ -1,9 +1,11 @@
 """``RunSpec``: one cell of a grid with one seed, and the grid planner.
 
 The run id is a hash of the *semantic* fields — the ones that change what is computed. Where a
-run executes (device, data root, workers) is not semantic. Method hyperparameters enter the id
-fully resolved (defaults included), so changing a method's default re-runs it instead of
-silently reusing stale results. The hash is pinned by a test: renaming a field fails CI.
+run executes (device, data root, workers) is not semantic. The CPU thread count is: on a CPU the
+reduction order of matrix products depends on it, so the same run with 1 and 2 threads gives
+different numbers, and a grid resumed with another thread count must not mix them. Method
+hyperparameters enter the id fully resolved (defaults included), so changing a method's default
+re-runs it instead of silently reusing stale results. The hash is pinned by a test: renaming a field fails CI.
 """
 from __future__ import annotations
 
@@ -17,10 +19,10 @@ from typing import Any, Iterable, Sequence
 SEMANTIC_FIELDS = (
     "dataset", "model", "activation", "method", "method_hparams", "target_sparsity", "seed",
     "epochs", "batch_size", "lr", "momentum", "nesterov", "weight_decay", "lr_schedule",
-    "warmup_epochs", "val_fraction",
+    "warmup_epochs", "val_fraction", "threads",
 )
 _FLOAT_FIELDS = {"target_sparsity", "lr", "momentum", "weight_decay", "val_fraction"}
-_INT_FIELDS = {"seed", "epochs", "batch_size", "warmup_epochs"}
+_INT_FIELDS = {"seed", "epochs", "batch_size", "warmup_epochs", "threads"}
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class RunSpec:
     lr_schedule: str = "cosine"
     warmup_epochs: int = 0
     val_fraction: float = 0.0
+    threads: int = 1  # CPU threads the run computes with (torch.set_num_threads)
     # where and how it runs: not part of the id
     data_root: str | None = None
     device: str = "auto"

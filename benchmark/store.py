@@ -9,6 +9,7 @@ JSON-safe) and never imports torch: everything here reads and writes plain JSON.
 """
 from __future__ import annotations
 
+import datetime as _dt
 import json
 import math
 import os
@@ -20,19 +21,25 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 import pandas as pd
 
+from benchmark.schema import SCHEMA_VERSION, problem
 from benchmark.spec import SEMANTIC_FIELDS
+
+__all__ = ["RESULT_FILE", "SCHEMA_VERSION", "RunStore", "atomic_write_bytes", "atomic_write_text",
+           "json_safe", "results_frame", "utc_now"]
 
 RESULT_FILE = "result.json"
 
 #: Columns every frame has, in this order, even when the store is empty.
 CORE_COLUMNS = ["run_id", "cell_id", "status", "error", "label"]
+#: Why a failed run failed (diverged, cuda_oom, worker_died, error); None for complete runs.
+FAILURE_COLUMN = "failure_reason"
 
 #: Spec fields known today (flattened into the frame in this order; unknown fields follow).
 SPEC_FIELDS = list(SEMANTIC_FIELDS)
 
 #: Metric fields known today (see the Metrics table of the design).
 METRIC_FIELDS = [
-    "top1", "top1_best", "val_top1", "sparsity", "sparsity_all", "neuron_sparsity",
+    "top1", "val_top1", "sparsity", "sparsity_all", "neuron_sparsity",
     "dead_rate_static", "dead_rate_dynamic", "params", "params_nonzero", "macs_dense",
     "macs_sparse", "train_time_s", "epochs",
 ]
@@ -45,6 +52,11 @@ ENV_FIELDS = ["device"]
 SPEC_PREFIX = "spec_"
 
 _RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def utc_now() -> str:
+    """The current UTC time as ISO 8601 with a Z, to the second."""
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def json_safe(value: Any, where: str = "result") -> Any:
@@ -130,12 +142,26 @@ class RunStore:
             raise ValueError(f"invalid run_id {run_id!r}")
         return self.runs_dir / run_id
 
+    def inspect(self, run_id: str) -> tuple[dict | None, str | None]:
+        """(the trusted result, None), (None, why it is not trusted), or (None, None) when absent.
+
+        Every read goes through :func:`benchmark.schema.problem`: an unreadable, truncated,
+        foreign or edited file is never returned as a result.
+        """
+        path = self.run_dir(run_id) / RESULT_FILE
+        if not path.exists():
+            return None, None
+        data, why = _read_json(path)
+        if why is None:
+            why = problem(data, run_id)
+        return (None, why) if why else (data, None)
+
     def load(self, run_id: str) -> dict | None:
-        """The stored result, or None when absent, unreadable, corrupt or not a JSON object."""
-        return _read_result(self.run_dir(run_id) / RESULT_FILE)
+        """The trusted result of ``run_id``, or None when it is absent or not trustworthy."""
+        return self.inspect(run_id)[0]
 
     def is_complete(self, run_id: str) -> bool:
-        """True when the run is stored and its status is ``complete``."""
+        """True when the run is stored, trusted, and its status is ``complete``."""
         result = self.load(run_id)
         return result is not None and result.get("status") == "complete"
 
@@ -148,21 +174,31 @@ class RunStore:
         return atomic_write_text(self.run_dir(safe["run_id"]) / RESULT_FILE, text)
 
     def run_ids(self) -> list[str]:
-        """Ids of every run folder holding a result.json file (readable or not), sorted."""
+        """Ids of every run folder holding a result.json file (trusted or not), sorted."""
         if not self.runs_dir.is_dir():
             return []
         return sorted(p.name for p in self.runs_dir.iterdir()
                       if p.is_dir() and (p / RESULT_FILE).is_file() and _RUN_ID_RE.match(p.name))
 
+    def problems(self, run_ids: Iterable[str] | None = None) -> list[tuple[Path, str]]:
+        """(path, why) of every result.json present but not trusted, all of them or of ``run_ids``."""
+        ids = self.run_ids() if run_ids is None else sorted(set(run_ids))
+        found = [(self.run_dir(r) / RESULT_FILE, self.inspect(r)[1]) for r in ids]
+        if run_ids is None and self.runs_dir.is_dir():
+            found += [(p / RESULT_FILE, f"{p.name!r} is not a run id")
+                      for p in sorted(self.runs_dir.iterdir())
+                      if p.is_dir() and (p / RESULT_FILE).is_file() and not _RUN_ID_RE.match(p.name)]
+        return [(path, why) for path, why in found if why]
+
     def iter_results(self) -> Iterator[dict]:
-        """Every readable result, sorted by run_id (unreadable ones are skipped)."""
+        """Every trusted result, sorted by run_id (the others are skipped; see :meth:`problems`)."""
         for run_id in self.run_ids():
             result = self.load(run_id)
             if result is not None:
                 yield result
 
     def results(self, run_ids: Iterable[str] | None = None) -> list[dict]:
-        """Readable results, all of them or those of ``run_ids`` (missing ones skipped), by run_id."""
+        """Trusted results, all of them or those of ``run_ids`` (missing ones skipped), by run_id."""
         if run_ids is None:
             return list(self.iter_results())
         loaded = (self.load(r) for r in sorted(set(run_ids)))
@@ -173,20 +209,27 @@ class RunStore:
         return results_frame(self.results(run_ids))
 
 
-def _read_result(path: Path) -> dict | None:
-    """Parse one result.json; None on any read or parse problem."""
+def _read_json(path: Path) -> tuple[Any, str | None]:
+    """(parsed JSON, None) or (None, why it cannot be read)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        return None, f"unreadable ({type(err).__name__})"
+    if not text.strip():
+        return None, "empty"
+    try:
+        return json.loads(text), None
+    except ValueError:
+        return None, "not valid JSON (truncated?)"
 
 
 def _flatten(result: dict) -> tuple[dict, list[str], list[str]]:
     """One frame row from a result dict; also returns its spec and metric column names."""
     row = {key: result.get(key) for key in CORE_COLUMNS}
+    failed = result.get("status") != "complete"
+    row[FAILURE_COLUMN] = (result.get("failure") or {}).get("reason", "error") if failed else None
     metrics = result.get("metrics") or {}
-    taken = set(CORE_COLUMNS) | set(METRIC_FIELDS) | set(metrics) | set(ENV_FIELDS)
+    taken = set(CORE_COLUMNS) | {FAILURE_COLUMN} | set(METRIC_FIELDS) | set(metrics) | set(ENV_FIELDS)
     spec_cols = []
     for key, value in (result.get("spec") or {}).items():
         column = SPEC_PREFIX + key if key in taken else key
@@ -211,10 +254,11 @@ def known_spec_columns() -> list[str]:
 def results_frame(results: Iterable[dict]) -> pd.DataFrame:
     """Flatten result dicts into a DataFrame, one row per run.
 
-    Columns: ``run_id, cell_id, status, error, label``; every spec key (``method_hparams`` as a
-    sorted JSON string; a spec key clashing with a metric name gets the ``spec_`` prefix, e.g.
-    ``spec_epochs``); every metric key; ``device``. Known spec and metric columns are always
-    present (NaN/None where a run lacks them), so an empty store gives an empty frame with them.
+    Columns: ``run_id, cell_id, status, error, label, failure_reason``; every spec key
+    (``method_hparams`` as a sorted JSON string; a spec key clashing with a metric name gets the
+    ``spec_`` prefix, e.g. ``spec_epochs``); every metric key; ``device``. Known spec and metric
+    columns are always present (NaN/None where a run lacks them), so an empty store gives an empty
+    frame with them.
     ``frame.attrs["spec_columns"]`` / ``["metric_columns"]`` list which columns came from where.
     """
     rows, spec_cols, metric_cols = [], known_spec_columns(), list(METRIC_FIELDS)
@@ -223,7 +267,7 @@ def results_frame(results: Iterable[dict]) -> pd.DataFrame:
         rows.append(row)
         spec_cols += [c for c in specs if c not in spec_cols]
         metric_cols += [c for c in metrics if c not in metric_cols]
-    columns = CORE_COLUMNS + spec_cols + metric_cols + ENV_FIELDS
+    columns = CORE_COLUMNS + [FAILURE_COLUMN] + spec_cols + metric_cols + ENV_FIELDS
     frame = pd.DataFrame(rows, columns=columns)
     for column in metric_cols + spec_cols:
         frame[column] = _maybe_numeric(frame[column])

@@ -7,10 +7,12 @@ the method's hooks around ``backward`` and ``step``. Dead-neuron counting rides 
 """
 from __future__ import annotations
 
-import datetime as _dt
+import io
+import os
 import platform
 import socket
 import time
+import warnings
 from contextlib import nullcontext
 from functools import partial
 from pathlib import Path
@@ -24,21 +26,41 @@ from benchmark import metrics
 from benchmark.batching import steps_per_epoch, train_batches
 from benchmark.data import Dataset, load_dataset
 from benchmark.spec import RunSpec
+from benchmark.schema import SCHEMA_VERSION
+from benchmark.store import atomic_write_bytes, utc_now
 from methods.activations import ActivationMonitor
 from methods.schedules import lr_at
 from models import get_model
 
 EVAL_BATCH = 1024
+CHECKPOINT_FILE = "checkpoint.pt"
 ProgressFn = Callable[[int, int], None]
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` → CUDA when available, else CPU; an unavailable CUDA request is an error."""
+    """``auto`` → CUDA when available, else CPU; ``ValueError`` (one line) for anything unusable.
+
+    Checks that the device type is one this harness runs on (cpu, cuda), that a CUDA device
+    exists (and its index is in range), and that a tensor can actually be allocated there.
+    """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {name!r} requested but CUDA is not available")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"device {name!r} is not supported; use auto, cpu, cuda or cuda:N")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {name!r} requested but CUDA is not available on this machine")
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise ValueError(f"device {name!r} does not exist: this machine has {count} CUDA device(s)")
+        try:
+            torch.empty(1, device=device)
+        except RuntimeError as err:
+            raise ValueError(f"device {name!r} is not usable: {str(err).splitlines()[0]}") from None
     return device
 
 
@@ -78,7 +100,7 @@ def environment(device: torch.device, precision: Precision) -> dict[str, Any]:
         "device_name": name, "amp": precision.enabled,
         "amp_dtype": str(precision.dtype).replace("torch.", "") if precision.dtype else None,
         "threads": torch.get_num_threads(), "hostname": socket.gethostname(),
-        "started_at": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "started_at": utc_now(), "pid": os.getpid(),
     }
 
 
@@ -92,12 +114,37 @@ def build(spec: RunSpec, dataset: Dataset, device: torch.device):
     return model, method
 
 
+class Diverged(RuntimeError):
+    """The training loss became NaN or infinite: the run stops at once and is stored as failed."""
+
+    def __init__(self, epoch: int, step: int):
+        super().__init__(f"non-finite training loss at epoch {epoch}, step {step}")
+        self.epoch, self.step = epoch, step
+
+
 def run(spec: RunSpec, progress: ProgressFn | None = None, workdir: Path | None = None) -> dict[str, Any]:
-    """Train and measure one run; returns the complete result dict (status ``complete``)."""
+    """Train and measure one run; returns the complete result dict (status ``complete``).
+
+    Computes with ``spec.threads`` CPU threads (restored afterwards). Raises :class:`Diverged` as
+    soon as the training loss is not finite. With ``workdir`` and ``spec.checkpoint_every``, a
+    checkpoint is written atomically every N epochs and an interrupted run resumes from it.
+    """
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(spec.threads)
+    try:
+        return _run(spec, progress, workdir)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _run(spec: RunSpec, progress: ProgressFn | None, workdir: Path | None) -> dict[str, Any]:
     device = resolve_device(spec.device)
     precision = Precision(device, spec.amp)
     env = environment(device, precision)
     dataset = load_dataset(spec.dataset, root=spec.data_root, val_fraction=spec.val_fraction).to(device)
+    env["data_source"] = dataset.source
+    checkpoint = (workdir / CHECKPOINT_FILE) if workdir and spec.checkpoint_every > 0 else None
+    saved = _read_checkpoint(checkpoint, spec) if checkpoint is not None else None
     model, method = build(spec, dataset, device)
     plan = method.plan(spec.epochs)
     optimizer = method.make_optimizer(model, methods.OptimizerConfig(
@@ -108,21 +155,24 @@ def run(spec: RunSpec, progress: ProgressFn | None = None, workdir: Path | None 
 
     history: list[dict[str, Any]] = []
     start_epoch, train_time = 0, 0.0
-    checkpoint = (workdir / "checkpoint.pt") if workdir and spec.checkpoint_every > 0 else None
-    if checkpoint is not None and checkpoint.exists():
-        start_epoch, train_time, history = _resume(checkpoint, model, optimizer, method, precision)
+    if saved is not None:
+        start_epoch, train_time, history = _restore(saved, model, optimizer, method, precision)
+    resumed_from = start_epoch or None
 
     cycle_steps, warmup_steps = plan.lr_cycle_epochs * n_steps, spec.warmup_epochs * n_steps
 
     def lr_of(step: int) -> float:
         return lr_at(step % cycle_steps, cycle_steps, spec.lr, spec.lr_schedule, warmup_steps)
 
+    guard = DivergenceGuard(device, n_steps)
     for epoch in range(start_epoch, plan.total_epochs):
         t0 = time.perf_counter()
         monitor.reset_zeros()
         monitor.count_zeros = True
         batches = train_batches(dataset.train, spec.batch_size, spec.seed, epoch, augment=dataset.augment)
-        train_loss, lr = train_epoch(model, method, optimizer, precision, batches, epoch * n_steps, lr_of)
+        train_loss, lr = train_epoch(model, method, optimizer, precision, batches, epoch * n_steps, lr_of,
+                                     guard)
+        guard.check()
         monitor.count_zeros = False
         epoch_time = time.perf_counter() - t0
         train_time += epoch_time
@@ -136,37 +186,68 @@ def run(spec: RunSpec, progress: ProgressFn | None = None, workdir: Path | None 
         history.append(record)
         method.on_epoch_end(epoch)  # after the epoch's record: IMP rewinds here
         if checkpoint is not None and not last and (epoch + 1) % spec.checkpoint_every == 0:
-            _save_checkpoint(checkpoint, epoch + 1, train_time, history, model, optimizer, method, precision)
+            _save_checkpoint(checkpoint, spec, epoch + 1, train_time, history, model, optimizer, method,
+                             precision)
         if progress is not None:
             progress(epoch + 1, plan.total_epochs)
 
     final = final_metrics(model, dataset, monitor, precision)
     monitor.remove()
     history[-1]["top1"] = final["top1"]
-    tops = [h["top1"] for h in history if h["top1"] is not None]
     sparsity, layer_sparsity = metrics.weight_sparsity(model)
     result_metrics = {
-        **final, "top1_best": max(tops), "sparsity": sparsity, **metrics.parameter_counts(model),
+        **final, "sparsity": sparsity, **metrics.parameter_counts(model),
         "neuron_sparsity": metrics.neuron_sparsity(model),
         "dead_rate_dynamic": history[-1]["dead_rate_dynamic"],
         "train_time_s": train_time, "epochs": plan.total_epochs,
     }
-    if checkpoint is not None and checkpoint.exists():
-        checkpoint.unlink()
+    if checkpoint is not None:
+        checkpoint.unlink(missing_ok=True)
     return {
-        "run_id": spec.run_id, "cell_id": spec.cell_id, "status": "complete", "error": None,
-        "label": method.label(), "spec": spec.to_dict(), "environment": env,
-        "metrics": result_metrics, "layer_sparsity": layer_sparsity, "history": history,
+        "schema_version": SCHEMA_VERSION, "run_id": spec.run_id, "cell_id": spec.cell_id,
+        "status": "complete", "error": None, "label": method.label(), "spec": spec.to_dict(),
+        "environment": env, "metrics": result_metrics, "layer_sparsity": layer_sparsity,
+        "history": history, "resumed_from_epoch": resumed_from, "finished_at": utc_now(),
     }
+
+
+class DivergenceGuard:
+    """Spots a non-finite training loss without a host sync on every CUDA step.
+
+    The step of the first non-finite loss is kept on the device; it is read every step on a CPU
+    (free there) and every ``CUDA_CHECK_EVERY`` steps on a GPU, and at the end of each epoch, so a
+    diverged run stops at once (at most that many steps late on a GPU) and names the exact step.
+    """
+
+    CUDA_CHECK_EVERY = 50
+
+    def __init__(self, device: torch.device, steps_per_epoch: int):
+        self.first_bad = torch.zeros((), dtype=torch.long, device=device)
+        self.every = 1 if device.type == "cpu" else self.CUDA_CHECK_EVERY
+        self.steps_per_epoch = max(1, steps_per_epoch)
+
+    def observe(self, loss: torch.Tensor, step: int) -> None:
+        """Note the loss of 1-based optimizer ``step``; raise :class:`Diverged` when it is time to look."""
+        bad = ~torch.isfinite(loss.detach())
+        self.first_bad = torch.where(bad & (self.first_bad == 0), step, self.first_bad)
+        if step % self.every == 0:
+            self.check()
+
+    def check(self) -> None:
+        """Raise :class:`Diverged` naming the first non-finite step, if any."""
+        step = int(self.first_bad)
+        if step:
+            raise Diverged(epoch=(step - 1) // self.steps_per_epoch + 1, step=step)
 
 
 def train_epoch(model: torch.nn.Module, method: methods.PruningMethod, optimizer: torch.optim.Optimizer,
                 precision: Precision, batches, first_step: int,
-                lr_of: Callable[[int], float]) -> tuple[float, float]:
+                lr_of: Callable[[int], float], guard: DivergenceGuard | None = None) -> tuple[float, float]:
     """One epoch of the shared loop; returns (summed training loss, last learning rate).
 
     ``first_step`` is the number of optimizer steps before this epoch; steps passed to the
-    method's hooks are 1-based. The loss is accumulated on the device (no per-step host sync).
+    method's hooks are 1-based. The loss is accumulated on the device (no per-step host sync on
+    a GPU); ``guard`` stops the epoch with :class:`Diverged` when the loss is not finite.
     """
     model.train()
     loss_sum = torch.zeros((), device=next(model.parameters()).device)
@@ -186,6 +267,8 @@ def train_epoch(model: torch.nn.Module, method: methods.PruningMethod, optimizer
         precision.step(optimizer)
         method.after_step(step)
         loss_sum.add_(loss.detach(), alpha=y.shape[0])
+        if guard is not None:
+            guard.observe(loss, step)
     return float(loss_sum), current_lr
 
 
@@ -205,22 +288,47 @@ def final_metrics(model: torch.nn.Module, dataset: Dataset, monitor: ActivationM
             "macs_dense": macs_dense, "macs_sparse": macs_sparse}
 
 
-def _save_checkpoint(path: Path, epoch: int, train_time: float, history: list, model, optimizer,
-                     method, precision: Precision) -> None:
-    state = {"epoch": epoch, "train_time": train_time, "history": history,
+def _save_checkpoint(path: Path, spec: RunSpec, epoch: int, train_time: float, history: list, model,
+                     optimizer, method, precision: Precision) -> None:
+    """Everything a resume needs, written atomically (temp file, fsync, rename)."""
+    state = {"run_id": spec.run_id, "epoch": epoch, "train_time": train_time, "history": history,
              "model": model.state_dict(), "optimizer": optimizer.state_dict(),
              "method": method.state_dict(),
              "scaler": precision.scaler.state_dict() if precision.scaler else None}
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
-def _resume(path: Path, model, optimizer, method, precision: Precision) -> tuple[int, float, list]:
-    state = torch.load(path, map_location=next(model.parameters()).device, weights_only=False)
+def _read_checkpoint(path: Path, spec: RunSpec) -> dict[str, Any] | None:
+    """The saved state of this run, or None when there is none to resume from.
+
+    A checkpoint of another run, or one that cannot be read, is removed with a warning and the
+    run starts over: a resume never mixes two runs or trusts a damaged file.
+    """
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        if not isinstance(state, dict) or state.get("run_id") != spec.run_id:
+            raise ValueError("it belongs to another run")
+        missing = {"epoch", "train_time", "history", "model", "optimizer", "method"} - set(state)
+        if missing:
+            raise ValueError(f"it lacks {', '.join(sorted(missing))}")
+    except Exception as err:  # noqa: BLE001 - any damage means: start this run over
+        warnings.warn(f"run {spec.run_id}: ignoring checkpoint {path} ({type(err).__name__}: {err}); "
+                      "starting over", stacklevel=2)
+        path.unlink(missing_ok=True)
+        return None
+    return state
+
+
+def _restore(state: dict[str, Any], model, optimizer, method,
+             precision: Precision) -> tuple[int, float, list]:
+    """Load a checkpoint's states; returns (epochs done, train time so far, history so far)."""
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     method.load_state_dict(state["method"])
-    if precision.scaler and state["scaler"]:
+    if precision.scaler and state.get("scaler"):
         precision.scaler.load_state_dict(state["scaler"])
     return state["epoch"], state["train_time"], state["history"]

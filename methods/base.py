@@ -115,9 +115,20 @@ class PruningMethod:
                                weight_decay=config.weight_decay,
                                nesterov=config.nesterov and config.momentum > 0)
 
+    def check(self, model: nn.Module, steps_per_epoch: int, total_epochs: int) -> None:
+        """Raise ``ValueError`` when this method cannot run as configured on ``model`` and budget.
+
+        ``total_epochs`` is ``plan(epochs).total_epochs``. Changes nothing, and needs only the
+        model's structure: the harness calls it on a model built on the ``meta`` device for every
+        cell of a grid before any run starts, so a configuration that would fail mid-grid (an
+        unreachable target, a prune window shorter than one interval, …) fails up front.
+        :meth:`attach` calls it too. Subclasses extend it (and call ``super().check``).
+        """
+
     def attach(self, model: nn.Module, optimizer: torch.optim.Optimizer, steps_per_epoch: int,
                total_epochs: int) -> None:
-        """Bind to a model and optimizer before the first step."""
+        """Bind to a model and optimizer before the first step (after :meth:`check`)."""
+        self.check(model, steps_per_epoch, total_epochs)
         self.model, self.optimizer = model, optimizer
         self.steps_per_epoch, self.total_epochs = steps_per_epoch, total_epochs
         self._mask_by_gradient = type(optimizer) in MASK_BY_GRADIENT
@@ -205,14 +216,18 @@ class MaskedMethod(PruningMethod):
 
     has_prune_events: ClassVar[bool] = True
 
+    def check(self, model: nn.Module, steps_per_epoch: int, total_epochs: int) -> None:
+        """The target must be reachable with the layers this method may prune."""
+        super().check(model, steps_per_epoch, total_epochs)
+        allowed = prunable_weights(model, self.hp.prune_first, self.hp.prune_classifier)
+        target_prune_count(self.target_sparsity, sum(w.numel() for w in all_prunable_weights(model).values()),
+                           sum(w.numel() for w in allowed.values()))
+
     def attach(self, model: nn.Module, optimizer: torch.optim.Optimizer, steps_per_epoch: int,
                total_epochs: int) -> None:
         super().attach(model, optimizer, steps_per_epoch, total_epochs)
         self.weights = prunable_weights(model, self.hp.prune_first, self.hp.prune_classifier)
         self.total_prunable = sum(w.numel() for w in all_prunable_weights(model).values())
-        # Fail at attach time, not mid-run, when excluded layers make the target unreachable.
-        target_prune_count(self.target_sparsity, self.total_prunable,
-                           sum(w.numel() for w in self.weights.values()))
 
     def scores(self) -> dict[str, Tensor]:
         """Importance per weight (higher = keep): ``|W|``, with pruned positions at −1."""

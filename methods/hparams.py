@@ -6,6 +6,8 @@ Types are ``int``, ``float``, ``str`` or ``bool``; ``coerce`` turns CLI strings 
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,9 +37,12 @@ def coerce(value: Any, kind: type) -> Any:
     if kind is int and isinstance(value, float) and not value.is_integer():
         raise ValueError(f"expected an integer, got {value!r}")
     try:
-        return kind(value)
-    except (TypeError, ValueError):
+        converted = kind(value)
+    except (TypeError, ValueError, OverflowError):
         raise ValueError(f"expected {kind.__name__}, got {value!r}") from None
+    if kind is float and not math.isfinite(converted):
+        raise ValueError(f"expected a finite number, got {value!r}")
+    return converted
 
 
 def field_type(f: dataclasses.Field) -> type:
@@ -50,6 +55,8 @@ def validate(hparams: Any) -> None:
     """Check every field's choices and range; ValueError naming the field on violation."""
     for f in dataclasses.fields(hparams):
         value = getattr(hparams, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{f.name} must be a finite number; got {value!r}")
         choices = f.metadata.get("choices")
         if choices and value not in choices:
             raise ValueError(f"{f.name} must be one of {', '.join(map(str, choices))}; got {value!r}")
@@ -66,7 +73,10 @@ def build(cls: type, values: dict[str, Any], method: str) -> Any:
     unknown = sorted(set(values) - set(fields))
     if unknown:
         valid = ", ".join(sorted(fields)) or "none"
-        raise ValueError(f"method {method!r} has no hyperparameter {', '.join(unknown)}; valid: {valid}")
+        close = difflib.get_close_matches(unknown[0], list(fields), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"method {method!r} has no hyperparameter {', '.join(unknown)}{hint}; "
+                         f"valid: {valid}")
     kwargs = {}
     for name, value in values.items():
         try:

@@ -62,16 +62,21 @@ class IMP(MaskedMethod):
         rounds = imp_rounds(self.target_sparsity, self.hp.prune_fraction)
         return EpochPlan(total_epochs=(rounds + 1) * epochs, lr_cycle_epochs=epochs)
 
+    def check(self, model, steps_per_epoch, total_epochs) -> None:
+        super().check(model, steps_per_epoch, total_epochs)
+        rounds = len(imp_round_densities(self.target_sparsity, self.hp.prune_fraction)) + 1
+        round_epochs = total_epochs // rounds
+        if round_epochs < 1:
+            raise ValueError(f"imp: {total_epochs} epochs cannot hold {rounds} rounds")
+        if round(self.hp.rewind_epoch * steps_per_epoch) > round_epochs * steps_per_epoch:
+            raise ValueError(f"imp: rewind_epoch {self.hp.rewind_epoch} is beyond the first round "
+                             f"({round_epochs} epochs)")
+
     def attach(self, model, optimizer, steps_per_epoch, total_epochs) -> None:
         super().attach(model, optimizer, steps_per_epoch, total_epochs)
         self.densities = imp_round_densities(self.target_sparsity, self.hp.prune_fraction)
         self.round_epochs = total_epochs // (len(self.densities) + 1)
-        if self.round_epochs < 1:
-            raise ValueError(f"imp: {total_epochs} epochs cannot hold {len(self.densities) + 1} rounds")
         self.rewind_step = round(self.hp.rewind_epoch * steps_per_epoch)
-        if self.rewind_step > self.round_epochs * steps_per_epoch:
-            raise ValueError(f"imp: rewind_epoch {self.hp.rewind_epoch} is beyond the first round "
-                             f"({self.round_epochs} epochs)")
         self.round = 0
         self.rewind_state = None
         if self.rewind_step == 0:

@@ -112,10 +112,19 @@ class GMP(MaskedMethod):
     description = "gradual magnitude pruning, cubic schedule from start_frac to end_frac (Zhu & Gupta 2017)"
     Hparams = GMPHparams
 
+    def check(self, model, steps_per_epoch, total_epochs) -> None:
+        super().check(model, steps_per_epoch, total_epochs)
+        self._window(steps_per_epoch * total_epochs)
+
+    def _window(self, total_steps: int) -> PruneWindow:
+        try:
+            return PruneWindow.over(total_steps, self.hp.start_frac, self.hp.end_frac, self.hp.interval)
+        except ValueError as err:
+            raise ValueError(f"{self.name}: {err}") from None
+
     def attach(self, model, optimizer, steps_per_epoch, total_epochs) -> None:
         super().attach(model, optimizer, steps_per_epoch, total_epochs)
-        self.window = PruneWindow.over(self.total_steps, self.hp.start_frac, self.hp.end_frac,
-                                       self.hp.interval)
+        self.window = self._window(self.total_steps)
         self._event(0)  # an event scheduled at step 0 happens before training
 
     def sparsity_at_step(self, step: int) -> float:

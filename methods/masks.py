@@ -136,7 +136,10 @@ def magnitude_masks(model_or_weights: nn.Module | Mapping[str, Tensor], sparsity
 
     Keeps the top-(1 − sparsity) weights by ``|W|``. With ``scope="global"`` it agrees with
     ``torch.nn.utils.prune.global_unstructured(..., pruning_method=L1Unstructured, amount=sparsity)``
-    on the same tensors (same count ``round(sparsity·N)``; ties broken deterministically here).
+    on the same tensors: the same count ``round(sparsity·N)`` is removed, and the same weights
+    whenever no two weights tie at the threshold. Where several weights share the threshold value,
+    the choice among them may differ from torch's (whose ``topk`` order is unspecified): here the
+    lower flat index is always pruned first, so the result is deterministic.
     Positions already zero in ``current`` masks are pruned first. Returns bool keep-masks keyed
     like the input (``"<module>.weight"`` for a model).
     """

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
+import methods
 from benchmark.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,20 +46,65 @@ def test_grid_writes_every_output_and_a_rerun_runs_nothing(tmp_path, capsys):
     assert "14 runs: 0 ran, 14 already complete, 0 failed" in capsys.readouterr().out
 
 
-def test_a_failed_run_is_stored_and_the_grid_goes_on(tmp_path, capsys):
+class Boom(methods.PruningMethod):
+    """A method that raises in the middle of training."""
+
+    name = "boom"
+    description = "raises at step 3 (tests only)"
+
+    def after_step(self, step):
+        if step == 3:
+            raise RuntimeError("boom at step 3")
+        super().after_step(step)
+
+
+def test_a_method_that_raises_is_stored_with_its_traceback_and_the_grid_goes_on(
+        tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(methods._REGISTRY, "boom", Boom)
     out = tmp_path / "res"
-    # magnitude may not touch the first layer (235k of 266k weights): 0.9 is unreachable
-    code = main([*FAST, "--methods", "magnitude", "gmp", "--sparsities", "0.9", "--seeds", "0",
-                 "--hp", "magnitude.prune_first=false", "--out", str(out), "--no-plots"])
+    code = main([*FAST, "--methods", "boom", "gmp", "--sparsities", "0.9", "--seeds", "0", "1",
+                 "--out", str(out), "--no-plots"])
     assert code == 1
     captured = capsys.readouterr()
-    assert "3 runs: 2 ran, 0 already complete, 1 failed" in captured.out
+    assert "6 runs: 4 ran, 0 already complete, 2 failed" in captured.out
+    assert "2 of 6 runs failed (2 errors)" in captured.err
+    assert captured.err.count("RuntimeError: boom at step 3") == 2
     board = pd.read_csv(out / "leaderboard.csv").set_index("method")
-    assert board.loc["magnitude[prune_first=False]", "flag"] == "all seeds failed"
-    assert board.loc["gmp", "n_seeds"] == 1
-    failed = [json.loads(p.read_text()) for p in (out / "runs").glob("*/result.json")]
-    failed = [r for r in failed if r["status"] == "failed"]
-    assert len(failed) == 1 and "unreachable" in failed[0]["error"]
+    assert board.loc["boom", "flag"] == "all seeds failed (2 errors)"
+    assert board.loc["gmp", "n_seeds"] == 2 and pd.isna(board.loc["gmp", "flag"])
+    results = [json.loads(p.read_text()) for p in (out / "runs").glob("*/result.json")]
+    failed = [r for r in results if r["status"] == "failed"]
+    assert len(failed) == 2
+    for result in failed:
+        assert result["failure"] == {"reason": "error"} and result["error"] == "RuntimeError: boom at step 3"
+        assert "Traceback" in result["traceback"] and "after_step" in result["traceback"]
+
+
+def test_a_diverging_grid_fails_every_run_as_diverged_and_exits_1(tmp_path, capsys):
+    out = tmp_path / "res"
+    code = main([*FAST, "--methods", "gmp", "--sparsities", "0.5", "--seeds", "0", "--lr", "1e6",
+                 "--out", str(out), "--no-plots"])
+    assert code == 1
+    captured = capsys.readouterr()
+    assert "2 runs: 0 ran, 0 already complete, 2 failed" in captured.out
+    assert "2 of 2 runs failed (2 diverged)" in captured.err
+    assert "diverged: non-finite training loss at epoch 1, step" in captured.err
+    board = pd.read_csv(out / "leaderboard.csv").set_index("method")
+    assert board.loc["gmp", "flag"] == "all seeds failed (1 diverged)"
+    (result,) = [json.loads(p.read_text()) for p in (out / "runs").glob("*/result.json")
+                 if json.loads(p.read_text())["spec"]["method"] == "gmp"]
+    assert result["failure"]["reason"] == "diverged" and result["failure"]["epoch"] == 1
+    assert result["failure"]["step"] >= 1
+
+
+def test_cuda_out_of_memory_is_reported_as_such():
+    from benchmark.executors import failed_result
+    from benchmark.spec import RunSpec
+    import torch
+    result = failed_result(RunSpec(method="gmp", target_sparsity=0.5),
+                           torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB"))
+    assert result["failure"] == {"reason": "cuda_oom"}
+    assert result["error"] == "cuda_oom: CUDA out of memory. Tried to allocate 2 GiB"
 
 
 def test_method_hyperparameter_flags_reach_the_runs(tmp_path):
@@ -70,23 +117,55 @@ def test_method_hyperparameter_flags_reach_the_runs(tmp_path):
     assert result["label"] == "gmp[end_frac=0.8,scope=layer]"
 
 
+NO_CUDA = not torch.cuda.is_available()
+CORE_METHODS = "dense, gmp, imp, magnitude, random"
+
+
 @pytest.mark.parametrize("args, message", [
-    (["--methods", "nope"], "unknown method 'nope'; choose from: dense, gmp, imp, magnitude, random"),
+    (["--methods", "nope"], f"unknown method 'nope'; choose from: {CORE_METHODS}"),
+    (["--methods", "magnitud"], "unknown method 'magnitud' (did you mean 'magnitude'?); choose from:"),
     (["--sparsities", "1.0"], "sparsity 1 is outside [0, 1)"),
     (["--sparsities", "-0.1"], "outside [0, 1)"),
+    (["--sparsities", "nan"], "argument --sparsities: expected a finite number, got 'nan'"),
     (["--epochs", "0"], "--epochs must be ≥ 1"),
     (["--model", "resnet99"], "unknown model 'resnet99'"),
+    (["--model", "lenet"], "(did you mean 'lenet5'?)"),
     (["--dataset", "imagenet"], "unknown dataset 'imagenet'"),
+    (["--dataset", "fashion_mnist"], "(did you mean 'fashion-mnist'?)"),
+    (["--activation", "relu6"], "unknown activation 'relu6' (did you mean 'relu'?)"),
     (["--preset", "huge"], "unknown preset 'huge'"),
+    (["--preset", "quik"], "unknown preset 'quik' (did you mean 'quick'?)"),
     (["--epochs", "two"], "invalid int value"),
     (["--prune-fraction", "0.3", "--methods", "gmp"], "--prune-fraction is not a hyperparameter of"),
     (["--hp", "gmp.end_frac=2"], "end_frac must be in"),
+    (["--hp", "gmp.end_frac=nan"], "gmp.end_frac: expected a finite number, got 'nan'"),
+    (["--end-frac", "inf"], "gmp.end_frac: expected a finite number"),
     (["--hp", "gmp.colour=red"], "has no hyperparameter colour"),
+    (["--hp", "gmp.end_frak=0.5"], "has no hyperparameter end_frak (did you mean 'end_frac'?)"),
     (["--hp", "gmp.end_frac"], "--hp expects METHOD.FIELD=VALUE"),
     (["--hp", "random.prune_at=0.2"], "method 'random' is not among --methods"),
     (["--workers", "0"], "--workers must be ≥ 1"),
+    (["--threads", "0"], "--threads must be ≥ 1"),
     (["--lr", "0"], "--lr must be > 0"),
+    (["--lr", "nan"], "argument --lr: expected a finite number, got 'nan'"),
+    (["--lr", "inf"], "argument --lr: expected a finite number, got 'inf'"),
+    (["--lr=-inf"], "argument --lr: expected a finite number"),
+    (["--weight-decay", "nan"], "argument --weight-decay: expected a finite number"),
+    (["--momentum", "nan"], "argument --momentum: expected a finite number"),
+    (["--sparsity-tolerance", "nan"], "argument --sparsity-tolerance: expected a finite number"),
+    (["--gpus-per-run", "inf"], "argument --gpus-per-run: expected a finite number"),
     (["--warmup-epochs", "2"], "--warmup-epochs must be smaller than --epochs"),
+    (["--device", "tpu"], "unknown device 'tpu'; use auto, cpu, cuda or cuda:N"),
+    (["--device", "meta"], "device 'meta' is not supported"),
+    pytest.param(["--device", "cuda"], "device 'cuda' requested but CUDA is not available",
+                 marks=pytest.mark.skipif(not NO_CUDA, reason="this machine has CUDA")),
+    # the first layer holds 235k of the MLP's 266k weights: 0.9 cannot be met without it
+    (["--sparsities", "0.1", "0.9", "--hp", "gmp.prune_first=false"],
+     "gmp at sparsity 0.9: sparsity 0.9 is unreachable"),
+    (["--sparsities", "0.9", "--interval", "100000"], "gmp at sparsity 0.9: gmp: the prune interval"),
+    (["--sparsities", "0.9", "--epochs", "1", "--batch-size", "2048", "--hp", "gmp.end_frac=0.5"],
+     "gmp: the prune window [0.0, 0.5] of 1 steps holds no step"),
+    (["--methods", "imp", "--rewind-epoch", "5"], "imp: rewind_epoch 5.0 is beyond the first round"),
 ])
 def test_bad_input_is_one_line_with_exit_code_2_and_writes_nothing(tmp_path, capsys, args, message):
     out = tmp_path / "never"
@@ -96,20 +175,35 @@ def test_bad_input_is_one_line_with_exit_code_2_and_writes_nothing(tmp_path, cap
     assert not out.exists()
 
 
+def test_an_output_folder_that_is_a_file_or_not_writable_is_refused_up_front(tmp_path, capsys):
+    a_file = tmp_path / "results.txt"
+    a_file.write_text("mine")
+    for out, message in [(str(a_file), "is a file, not a folder"), ("", "--out must name a folder"),
+                         ("  ", "--out must name a folder"),
+                         ("/sys/prunebench-test/out", "is not writable")]:
+        assert main([*FAST, "--methods", "gmp", "--seeds", "0", "--out", out]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, err
+    assert a_file.read_text() == "mine" and not Path("/sys/prunebench-test").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.txt"]
+
+
 def test_the_script_itself_exits_2_without_a_traceback(tmp_path):
     proc = run_cli(*FAST, "--methods", "nope", "--out", str(tmp_path / "never"))
     assert proc.returncode == 2
-    assert proc.stderr == ("run_benchmarks.py: error: unknown method 'nope'; choose from: "
-                           "dense, gmp, imp, magnitude, random\n")
+    assert proc.stderr == f"run_benchmarks.py: error: unknown method 'nope'; choose from: {CORE_METHODS}\n"
 
 
-def test_missing_data_is_one_line_with_exit_code_2(tmp_path, capsys):
+@pytest.mark.parametrize("dataset", ["mnist", "fashion-mnist"])
+def test_missing_data_is_one_line_with_exit_code_2(tmp_path, capsys, dataset):
+    """An empty --data-root is an error even where a system copy exists: no silent fallback."""
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert main(["--dataset", "mnist", "--data-root", str(empty), "--no-download", "--epochs", "1",
+    assert main(["--dataset", dataset, "--data-root", str(empty), "--no-download", "--epochs", "1",
                  "--out", str(tmp_path / "never")]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "MNIST not found" in err and "--data-root" in err
+    assert err.count("\n") == 1 and "MNIST not found" in err and str(empty) in err and "--data-root" in err
+    assert "download=False" not in err and "--no-download" in err
     assert not (tmp_path / "never").exists()
 
 

@@ -187,14 +187,26 @@ def test_corrupt_file_is_data_unavailable(tmp_path):
 def test_missing_fashion_mnist_message(tmp_path, monkeypatch):
     nowhere = str(tmp_path / "no-debian")
     monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST_DIR", nowhere)
+    monkeypatch.setattr(data, "DEFAULT_ROOT", str(tmp_path / "default-root"))
     with pytest.raises(DataUnavailableError) as err:
-        load_dataset("fashion-mnist", root=str(tmp_path), download=False)
+        load_dataset("fashion-mnist", download=False)
     msg = str(err.value)
     assert isinstance(err.value, RuntimeError)
-    assert "\n" not in msg
-    for part in (str(tmp_path), nowhere, "torchvision", "apt-get install dataset-fashion-mnist",
-                 "--data-root"):
+    assert "\n" not in msg and "download=False" not in msg
+    for part in (nowhere, "--no-download", "apt-get install dataset-fashion-mnist", "--data-root"):
         assert part in msg
+
+
+def test_an_explicit_empty_root_never_falls_back_to_the_system_copy(tmp_path, monkeypatch):
+    system = tmp_path / "system"
+    _write_idx_set(system, _tiny_idx_set())
+    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST_DIR", str(system))
+    assert load_dataset("fashion-mnist", download=False).source == str(system)  # no root: system copy
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DataUnavailableError) as err:
+        load_dataset("fashion-mnist", root=str(empty), download=False)
+    assert str(empty) in str(err.value) and str(system) not in str(err.value)
 
 
 @pytest.mark.parametrize("name", ["mnist", "cifar10", "cifar100"])

@@ -112,3 +112,27 @@ def test_nonzero_count_is_exact_across_dtypes_and_sizes():
     assert nonzero_count(x.to(torch.bfloat16)).item() == torch.count_nonzero(x).item()
     y = torch.tensor([0.0, -0.0, -2.0, 1e-30, 3.0])  # negative and tiny values count as non-zero
     assert nonzero_count(y).item() == 3
+
+
+def test_conv_macs_with_stride_and_padding_count_output_positions():
+    # 5×5 input, 3×3 kernel, stride 2, padding 1 → 3×3 output; with stride 1 / no padding it would
+    # be 3×3 too, so use 6×6: stride 2 + padding 1 → 3×3, stride 1 + no padding → 4×4.
+    conv = nn.Conv2d(2, 3, kernel_size=3, stride=2, padding=1, bias=False)
+    with torch.no_grad():
+        conv.weight.fill_(1.0)
+        conv.weight[0].zero_()           # output channel 0 pruned entirely
+        conv.weight[1, :, 0, 0] = 0.0    # 2 more zeros
+    model = nn.Sequential(conv, nn.ReLU())
+    x = torch.ones(2, 2, 6, 6)
+    x[:, 1] = 0.0                        # input channel 1 is never alive
+    probe = metrics.LayerProbe(model)
+    model(x)
+    probe.remove()
+    dense, sparse = metrics.macs(model, probe)
+    positions = 3 * 3
+    assert probe.positions["0"] == positions
+    assert dense == positions * 3 * 2 * 3 * 3
+    # channel 1 of the input is dead: of the non-zero weights only those reading input channel 0 count
+    alive_nonzero = int((conv.weight[:, 0] != 0).sum())
+    assert alive_nonzero == 2 * 9 - 1
+    assert sparse == positions * alive_nonzero

@@ -1,8 +1,6 @@
 """Leaderboard, Markdown and report files, from hand-built results in a RunStore (no torch)."""
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import statistics
 import subprocess
@@ -16,6 +14,7 @@ import pytest
 from benchmark.report import (BOARD_COLUMNS, HEADER_LINE, ci95_halfwidth, leaderboard, to_markdown,
                               write_reports)
 from benchmark.store import RunStore
+from helpers import MACS_DENSE, make_result
 
 REPO = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -29,42 +28,6 @@ TOP1 = {
     ("magnitude", 0.5): [0.88, 0.88, 0.89],
     ("magnitude", 0.9): [0.80, 0.82, 0.81],
 }
-MACS_DENSE = 1000
-
-
-def _digest(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:12]
-
-
-def make_result(method: str, target: float, seed: int, top1: float | None = 0.9, *, label: str | None = None,
-                hparams: dict | None = None, status: str = "complete", sparsity: float | None = None,
-                epochs: int = 3, activation: str = "relu", model: str = "mlp",
-                layers: tuple[str, ...] = ("layers.0.weight", "layers.2.weight")) -> dict:
-    """One run's result dict, shaped like benchmark/train.py's (cell_id = spec hash without seed)."""
-    spec = {"dataset": "synthetic", "model": model, "activation": activation, "method": method,
-            "method_hparams": hparams or {}, "target_sparsity": target, "seed": seed, "epochs": epochs,
-            "batch_size": 32, "lr": 0.1, "momentum": 0.9, "nesterov": False, "weight_decay": 5e-4,
-            "lr_schedule": "cosine", "warmup_epochs": 0, "val_fraction": 0.0, "device": "auto"}
-    cell = {k: v for k, v in spec.items() if k not in ("seed", "device")}
-    result = {"run_id": _digest(spec), "cell_id": _digest(cell), "status": status, "error": None,
-              "label": label or method, "spec": spec,
-              "history": [{"epoch": e, "top1": top1, "dead_rate_dynamic": 0.4 + 0.1 * target + 0.01 * e}
-                          for e in range(1, epochs + 1)]}
-    if status != "complete":
-        result.update(error="RuntimeError: diverged", metrics={}, history=result["history"][:1])
-        return result
-    actual = target if sparsity is None else sparsity
-    result.update(
-        environment={"torch": "2.5.0", "device": "cpu"},
-        layer_sparsity={name: min(1.0, actual + 0.02 * i) for i, name in enumerate(layers)},
-        metrics={"top1": top1, "top1_best": top1, "val_top1": None, "sparsity": actual,
-                 "sparsity_all": actual * 0.99, "neuron_sparsity": 0.01 * seed,
-                 "dead_rate_static": 0.1 * target,
-                 "dead_rate_dynamic": 0.5 + 0.1 * target, "params": 5000,
-                 "params_nonzero": round(5000 * (1 - actual)) + seed, "macs_dense": MACS_DENSE,
-                 "macs_sparse": round(MACS_DENSE * (1 - actual)) + 10 * seed, "train_time_s": 1.0 + seed,
-                 "epochs": epochs})
-    return result
 
 
 def macs_sparse(target: float, seed: int) -> int:
@@ -152,7 +115,7 @@ def test_failed_seed_is_flagged_and_left_out_of_the_means(tmp_path):
     store.save(make_result("gmp", 0.9, 1, 0.84))
     store.save(make_result("gmp", 0.9, 2, status="failed"))
     row = leaderboard(store.frame()).iloc[0]
-    assert row["flag"] == "1/3 seeds failed"
+    assert row["flag"] == "1/3 seeds failed (1 error)"
     assert row["n_seeds"] == 2 and row["n_runs"] == 3
     assert row["top1"] == pytest.approx(0.82, abs=1e-12)
     assert row["top1_ci95"] == pytest.approx(ci95_halfwidth([0.80, 0.84]), rel=1e-12)
@@ -164,7 +127,7 @@ def test_sparsity_off_target_is_flagged_with_both_numbers(tmp_path):
     store.save(make_result("grda", 0.9, 1, 0.8, sparsity=0.878))
     store.save(make_result("grda", 0.9, 2, status="failed"))
     row = leaderboard(store.frame(), sparsity_tolerance=0.01).iloc[0]
-    assert row["flag"] == "sparsity off target (0.874 vs 0.900); 1/3 seeds failed"
+    assert row["flag"] == "sparsity off target (0.874 vs 0.900); 1/3 seeds failed (1 error)"
     assert row["sparsity"] == pytest.approx(0.874)
 
 
@@ -198,7 +161,7 @@ def test_all_seeds_failed(tmp_path):
     board = leaderboard(store.frame())
     row = board.iloc[0]
     assert len(board) == 1
-    assert row["flag"] == "all seeds failed" and row["n_seeds"] == 0 and row["n_runs"] == 2
+    assert row["flag"] == "all seeds failed (2 errors)" and row["n_seeds"] == 0 and row["n_runs"] == 2
     for column in ["top1", "top1_ci95", "sparsity", "macs_sparse_ratio", "dead_rate_dynamic", "epochs"]:
         assert math.isnan(row[column]), column
     assert row["method"] == "gmp" and row["target_sparsity"] == 0.9
@@ -290,14 +253,14 @@ def test_write_reports_with_only_failed_runs(tmp_path):
     paths = write_reports(store, tmp_path)
     assert paths.plots == [] and not list((tmp_path / "plots").glob("*.png"))
     assert "all seeds failed" in paths.table
-    assert pd.read_csv(paths.csv)["flag"].tolist() == ["all seeds failed"]
+    assert pd.read_csv(paths.csv)["flag"].tolist() == ["all seeds failed (2 errors)"]
 
 
 def test_stale_figures_are_removed(store, tmp_path):
     out = tmp_path / "report"
     write_reports(store, out)
-    for result in store.iter_results():  # now: no history, no layer sparsity anywhere
-        store.save({**result, "history": [], "layer_sparsity": {}})
+    for result in store.iter_results():  # now: no dead-rate history, no layer sparsity anywhere
+        store.save({**result, "history": [{"epoch": 1, "top1": 0.5}], "layer_sparsity": {}})
     paths = write_reports(store, out)
     assert [p.name for p in paths.plots] == ["sparsity_vs_accuracy.png"]
     assert sorted(p.name for p in (out / "plots").iterdir()) == ["sparsity_vs_accuracy.png"]
@@ -352,3 +315,47 @@ def test_cli_main_rebuilds_reports_without_importing_torch(store):
 
 def test_numbers_survive_numpy_inputs():
     assert ci95_halfwidth(np.array([1.0, 2.0, 3.0, 4.0])) == pytest.approx(2.05426, abs=1e-5)
+
+
+def test_the_headline_is_the_final_epoch_never_the_best_or_an_average(tmp_path):
+    store = RunStore(tmp_path)
+    for seed, final in enumerate([0.70, 0.72]):
+        result = make_result("gmp", 0.9, seed, final)
+        result["history"] = [{"epoch": 1, "top1": 0.95, "dead_rate_dynamic": 0.9},
+                             {"epoch": 2, "top1": 0.99, "dead_rate_dynamic": 0.8},
+                             {"epoch": 3, "top1": final, "dead_rate_dynamic": 0.3}]
+        result["metrics"]["dead_rate_dynamic"] = 0.3
+        store.save(result)
+    row = leaderboard(store.frame()).iloc[0]
+    assert row["top1"] == pytest.approx(0.71, abs=1e-12)
+    assert row["dead_rate_dynamic"] == pytest.approx(0.3, abs=1e-12)
+
+
+def test_missing_seeds_are_flagged(tmp_path):
+    store = RunStore(tmp_path)
+    for seed in (0, 1, 2):
+        store.save(make_result("dense", 0.0, seed, 0.9))
+    for seed in (0, 2):
+        store.save(make_result("gmp", 0.9, seed, 0.8))
+    board = leaderboard(store.frame())  # expected: every seed seen in the table
+    gmp = row_of(board, "gmp", 0.9)
+    assert gmp["flag"] == "1/3 seeds missing" and gmp["n_missing"] == 1
+    assert row_of(board, "dense", 0.0)["flag"] == ""
+    board = leaderboard(store.frame(), expected_seeds=[0, 1, 2, 3])  # the grid's seeds
+    assert row_of(board, "dense", 0.0)["flag"] == "1/4 seeds missing"
+    assert row_of(board, "gmp", 0.9)["flag"] == "2/4 seeds missing"
+
+
+def test_cli_skips_untrusted_files_with_one_warning_each(store):
+    (store.runs_dir / "aaaaaaaaaaaa").mkdir()
+    (store.runs_dir / "aaaaaaaaaaaa" / "result.json").write_text('{"hello": "world"}')
+    (store.runs_dir / "bbbbbbbbbbbb").mkdir()
+    (store.runs_dir / "bbbbbbbbbbbb" / "result.json").write_text('{"run_id": "bbbb')
+    proc = _cli(str(store.root), "--no-plots")
+    assert proc.returncode == 0, proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 2
+    assert "aaaaaaaaaaaa/result.json: schema_version None" in warnings[0]
+    assert "bbbbbbbbbbbb/result.json: not valid JSON" in warnings[1]
+    assert "skipped 2 result file(s)" in proc.stderr
+    assert len(pd.read_csv(store.root / "leaderboard.csv")) == 5

@@ -1,0 +1,184 @@
+"""Interruptions and concurrent runners: run locks, kill -9 and resume, two runners, Ctrl-C."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from benchmark import locks, train
+from benchmark.spec import RunSpec
+from benchmark.store import RunStore
+
+ROOT = Path(__file__).resolve().parents[1]
+GRID = ["--dataset", "synthetic", "--model", "mlp", "--batch-size", "64", "--no-progress", "--no-plots",
+        "--threads", "1", "--methods", "gmp", "magnitude"]
+
+
+def start_cli(*args: str) -> subprocess.Popen:
+    """The CLI in its own process group (so a test can kill it and its workers like a terminal)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, str(ROOT / "run_benchmarks.py"), *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def finish(proc: subprocess.Popen, timeout: float = 300) -> tuple[int, str, str]:
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out, err
+
+
+def summary_counts(stdout: str) -> tuple[int, int, int, int]:
+    """(planned, ran, already complete, failed) from the CLI's summary line."""
+    line = next(x for x in stdout.splitlines() if " runs: " in x and " ran, " in x)
+    planned, rest = line.split(" runs: ")
+    ran, complete, failed = (int(part.strip().split()[0]) for part in rest.split(","))
+    return int(planned), ran, complete, failed
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+# ---------------------------------------------------------------------------------------------- locks
+
+def test_a_lock_is_exclusive_and_released_only_by_its_owner(tmp_path):
+    first = locks.try_lock(tmp_path / "run")
+    assert first is not None and (tmp_path / "run" / "lock").exists()
+    assert locks.try_lock(tmp_path / "run") is None  # held by a live process (this one)
+    info = locks.read_lock(first.path)
+    assert info["pid"] == os.getpid() and info["host"] == socket.gethostname()
+    assert "pid" in locks.describe_owner(tmp_path / "run")
+    first.path.write_text(json.dumps({**info, "token": "someone-else"}))
+    first.release()  # not ours any more: left alone
+    assert first.path.exists()
+    first.path.unlink()
+    second = locks.try_lock(tmp_path / "run")
+    assert second is not None
+    second.release()
+    assert not second.path.exists()
+
+
+def _write_lock(path: Path, age_s: float = 0.0, **info) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"token": "old", "created": "2026-01-01T00:00:00Z", **info}) if info else "")
+    stamp = time.time() - age_s
+    os.utime(path, (stamp, stamp))
+
+
+@pytest.mark.parametrize("info, age_s, stale", [
+    ({"host": socket.gethostname(), "pid": "DEAD"}, 0, True),        # its process is gone
+    ({"host": socket.gethostname(), "pid": os.getpid()}, 0, False),  # alive here
+    ({"host": socket.gethostname(), "pid": os.getpid()}, locks.STALE_AFTER_S + 5, True),  # no heartbeat
+    ({"host": "elsewhere", "pid": 1}, 60, False),                    # another host, heartbeat fresh
+    ({"host": "elsewhere", "pid": 1}, locks.STALE_AFTER_S + 5, True),
+    ({}, 5, False),                                                  # being written right now
+    ({}, locks.UNWRITTEN_GRACE_S + 5, True),                         # never written: its writer died
+])
+def test_stale_locks_are_detected_and_taken_over(tmp_path, info, age_s, stale):
+    if info.get("pid") == "DEAD":
+        info = {**info, "pid": dead_pid()}
+    path = tmp_path / "run" / "lock"
+    _write_lock(path, age_s, **info)
+    assert locks.is_stale(path) is stale
+    taken = locks.try_lock(tmp_path / "run")
+    assert (taken is not None) is stale
+    if taken:
+        assert locks.read_lock(path)["pid"] == os.getpid()
+        taken.release()
+    assert not (tmp_path / "run" / locks.TAKEOVER_FILE).exists()
+
+
+def test_a_takeover_in_progress_blocks_a_second_taker(tmp_path):
+    path = tmp_path / "run" / "lock"
+    _write_lock(path, 0, host=socket.gethostname(), pid=dead_pid())
+    (tmp_path / "run" / locks.TAKEOVER_FILE).write_text("")  # another runner is taking it over
+    assert locks.try_lock(tmp_path / "run") is None
+    assert path.exists()
+
+
+# ---------------------------------------------------------------------------------------------- kill -9
+
+def test_a_grid_killed_with_sigkill_mid_run_completes_on_rerun_and_resumes_from_the_checkpoint(tmp_path):
+    out = tmp_path / "res"
+    args = [*GRID, "--sparsities", "0.5", "0.9", "--seeds", "0", "--epochs", "6", "--checkpoint-every", "1",
+            "--out", str(out)]
+    proc = start_cli(*args)
+    deadline = time.time() + 240
+    interrupted = None
+    while time.time() < deadline and interrupted is None:
+        time.sleep(0.05)
+        for run_dir in (out / "runs").glob("*") if (out / "runs").exists() else []:
+            if (run_dir / "checkpoint.pt").exists() and not (run_dir / "result.json").exists():
+                interrupted = run_dir
+                break
+    assert interrupted is not None, "no run reached its first checkpoint"
+    time.sleep(0.3)  # anywhere inside the run: between or during epochs and checkpoint writes
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert (interrupted / "lock").exists()  # a dead runner's lock stays behind...
+    done_before = sum(1 for r in (out / "runs").glob("*/result.json"))
+
+    code, stdout, stderr = finish(start_cli(*args))
+    assert code == 0, stderr
+    planned, ran, complete, failed = summary_counts(stdout)
+    assert (planned, failed) == (5, 0) and complete == done_before and ran == planned - done_before
+    assert list(out.glob("runs/*/lock")) == []  # ...and is taken over, then released
+    assert list(out.glob("runs/*/.*.tmp.*")) == [] and list(out.glob("runs/*/checkpoint.pt")) == []
+    store = RunStore(out)
+    assert store.problems() == []
+    resumed = store.load(interrupted.name)
+    assert resumed["status"] == "complete" and resumed["resumed_from_epoch"] >= 1
+    # bit-for-bit what an uninterrupted run computes
+    straight = train.run(RunSpec.from_dict(resumed["spec"]))
+    assert resumed["metrics"]["top1"] == straight["metrics"]["top1"]
+    assert [h["train_loss"] for h in resumed["history"]] == [h["train_loss"] for h in straight["history"]]
+
+
+# ---------------------------------------------------------------------------------------------- two runners
+
+def test_two_runners_on_one_folder_share_the_grid_and_compute_each_run_once(tmp_path):
+    out = tmp_path / "res"
+    args = [*GRID, "--sparsities", "0.5", "0.8", "0.9", "--seeds", "0", "1", "--epochs", "2",
+            "--out", str(out)]
+    first, second = start_cli(*args), start_cli(*args)
+    results = [finish(first), finish(second)]
+    for code, _, stderr in results:
+        assert code == 0, stderr
+    counts = [summary_counts(stdout) for _, stdout, _ in results]
+    planned = counts[0][0]
+    assert planned == 14 and all(c[0] == planned and c[3] == 0 for c in counts)
+    assert counts[0][1] + counts[1][1] == planned  # every run computed exactly once
+    for code, stdout, _ in results:  # and both runners report the whole grid
+        assert stdout.count("| synthetic |") == 7
+    store = RunStore(out)
+    assert len(store.results()) == planned and store.problems() == []
+    assert list(out.glob("runs/*/lock*")) == [] and list(out.glob("runs/*/.*.tmp.*")) == []
+    pids = {r["environment"]["pid"] for r in store.results()}
+    assert pids <= {first.pid, second.pid}
+
+
+# ---------------------------------------------------------------------------------------------- Ctrl-C
+
+def test_ctrl_c_with_local_workers_exits_promptly_and_leaves_no_lock(tmp_path):
+    out = tmp_path / "res"
+    proc = start_cli(*GRID, "--sparsities", "0.5", "0.8", "0.9", "--seeds", "0", "1", "2", "--epochs", "30",
+                     "--executor", "local", "--workers", "2", "--out", str(out))
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(out.glob("runs/*/lock"))) < 2:
+        time.sleep(0.1)
+    assert len(list(out.glob("runs/*/lock"))) == 2, "the workers never started"
+    time.sleep(1.0)  # the workers are training now
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+    start = time.time()
+    code, _, stderr = finish(proc, timeout=60)
+    assert time.time() - start < 15
+    assert code == 130 and "interrupted" in stderr and "Traceback" not in stderr, stderr
+    assert list(out.glob("runs/*/lock")) == []
