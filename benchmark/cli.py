@@ -136,6 +136,7 @@ def resolve(args: argparse.Namespace) -> dict[str, Any]:
             raise UsageError(f"--{key.replace('_', '-')} is required with preset {args.preset!r}")
     _validate(cfg)
     cfg["hparams"] = _method_hparams(args, cfg["methods"])
+    _check_methods(cfg)
     return cfg
 
 
@@ -194,6 +195,16 @@ def _method_hparams(args: argparse.Namespace, selected: Sequence[str]) -> dict[s
         except ValueError as err:
             raise UsageError(str(err)) from None
     return resolved
+
+
+def _check_methods(cfg: dict[str, Any]) -> None:
+    """Build every (method, sparsity) of the grid once: cross-field checks fail before any run."""
+    for m in cfg["methods"]:
+        for s in [0.0] if m == "dense" else cfg["sparsities"]:
+            try:
+                methods.get_method(m, s, **cfg["hparams"][m])
+            except ValueError as err:
+                raise UsageError(f"{m} at sparsity {s:g}: {err}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -71,7 +71,8 @@ def test_method_hyperparameter_flags_reach_the_runs(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--methods", "nope"], "unknown method 'nope'; choose from: dense, gmp, imp, magnitude, random"),
+    (["--methods", "nope"], "unknown method 'nope'; choose from: dense, gmp, granet, granet-st, imp, "
+                            "magnitude, random, rigl, set"),
     (["--sparsities", "1.0"], "sparsity 1 is outside [0, 1)"),
     (["--sparsities", "-0.1"], "outside [0, 1)"),
     (["--epochs", "0"], "--epochs must be ≥ 1"),
@@ -87,6 +88,11 @@ def test_method_hyperparameter_flags_reach_the_runs(tmp_path):
     (["--workers", "0"], "--workers must be ≥ 1"),
     (["--lr", "0"], "--lr must be > 0"),
     (["--warmup-epochs", "2"], "--warmup-epochs must be smaller than --epochs"),
+    (["--methods", "granet", "--death-rate", "1"], "death_rate must be in [0, 1); got 1.0"),
+    (["--methods", "granet-st", "gmp", "--sparsities", "0.3", "0.9"],
+     "granet-st at sparsity 0.3: granet-st: initial_sparsity 0.5 is above the target sparsity 0.3"),
+    (["--methods", "rigl", "granet", "--growth", "momentum"], "growth must be one of gradient, random"),
+    (["--methods", "set", "--hp", "set.end_frac=0"], "need start_frac < end_frac"),
 ])
 def test_bad_input_is_one_line_with_exit_code_2_and_writes_nothing(tmp_path, capsys, args, message):
     out = tmp_path / "never"
@@ -100,7 +106,7 @@ def test_the_script_itself_exits_2_without_a_traceback(tmp_path):
     proc = run_cli(*FAST, "--methods", "nope", "--out", str(tmp_path / "never"))
     assert proc.returncode == 2
     assert proc.stderr == ("run_benchmarks.py: error: unknown method 'nope'; choose from: "
-                           "dense, gmp, imp, magnitude, random\n")
+                           "dense, gmp, granet, granet-st, imp, magnitude, random, rigl, set\n")
 
 
 def test_missing_data_is_one_line_with_exit_code_2(tmp_path, capsys):
