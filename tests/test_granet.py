@@ -24,6 +24,13 @@ def layer_nnz(method) -> dict[str, int]:
     return {n: int(m.sum()) for n, m in method.masks.items()}
 
 
+def assert_masked_weights_and_momentum_are_zero(method, opt) -> None:
+    for name, w in method.weights.items():
+        pruned = method.masks[name] == 0
+        assert torch.all(w[pruned] == 0), name
+        assert torch.all(opt.state[w]["momentum_buffer"][pruned] == 0), name
+
+
 # ---------------------------------------------------------------------------- shared pieces
 def test_cosine_death_rate_by_hand():
     assert cosine_decay(0, 100, 0.5, 0.005) == 0.5
@@ -168,10 +175,7 @@ def test_granet_follows_the_schedule_and_regeneration_keeps_every_layer_count():
         zeros[step] = masked_zeros(method) if method.masks else 0
         if method.masks:
             assert layer_nnz(method) == after_prune["nnz"], step  # regeneration moved no weight across layers
-            for name, w in method.weights.items():  # masked weights and momentum exactly zero
-                pruned = method.masks[name] == 0
-                assert torch.all(w[pruned] == 0)
-                assert torch.all(opt.state[w]["momentum_buffer"][pruned] == 0)
+            assert_masked_weights_and_momentum_are_zero(method, opt)
             regrown[step] = zeros_of(model) - zeros[step]  # active weights still at zero
     drive(method, model, on_step=on_step)  # 40 steps: events at 10, 15, 20, 25, 30 (n = 4)
     assert zeros[9] == 0
@@ -214,6 +218,7 @@ def test_rigl_and_set_keep_their_density_constant(name):
     counts, masks = [], []
 
     def on_step(step, method, model, opt):
+        assert_masked_weights_and_momentum_are_zero(method, opt)
         counts.append(layer_nnz(method))
         masks.append({n: m.clone() for n, m in method.masks.items()})
     drive(method, model, on_step=on_step)
