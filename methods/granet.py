@@ -142,7 +142,7 @@ class Regeneration:
         new_masks = dict(self.masks)
         for name, w in self.weights.items():
             mask = self.masks[name]
-            nnz = int(mask.sum())
+            nnz = int(torch.count_nonzero(mask))
             m = math.ceil(rate * nnz)
             if m == 0 or nnz == mask.numel():
                 continue
