@@ -29,8 +29,8 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from methods.masks import (all_prunable_weights, apply_mask_lists, magnitude_scores, mask_gradients,
-                           mask_lists, masks_from_scores, masks_like, prunable_weights, target_prune_count)
+from methods.masks import (all_prunable_weights, apply_mask_lists, check_reachable, magnitude_scores,
+                           mask_gradients, mask_lists, masks_from_scores, masks_like, prunable_weights)
 
 
 #: Optimizers whose update of a zero weight with zero gradient and zero state is exactly zero
@@ -219,9 +219,7 @@ class MaskedMethod(PruningMethod):
     def check(self, model: nn.Module, steps_per_epoch: int, total_epochs: int) -> None:
         """The target must be reachable with the layers this method may prune."""
         super().check(model, steps_per_epoch, total_epochs)
-        allowed = prunable_weights(model, self.hp.prune_first, self.hp.prune_classifier)
-        target_prune_count(self.target_sparsity, sum(w.numel() for w in all_prunable_weights(model).values()),
-                           sum(w.numel() for w in allowed.values()))
+        check_reachable(model, self.target_sparsity, self.hp.prune_first, self.hp.prune_classifier)
 
     def attach(self, model: nn.Module, optimizer: torch.optim.Optimizer, steps_per_epoch: int,
                total_epochs: int) -> None:

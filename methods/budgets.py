@@ -44,3 +44,25 @@ def layer_densities(shapes: Mapping[str, tuple[int, ...]], kept: int,
             break
         dense.add(largest)
     return {n: 1.0 if n in dense else eps * raw[n] for n in shapes}
+
+
+def layer_counts(shapes: Mapping[str, tuple[int, ...]], kept: int,
+                 budget: str = "uniform") -> dict[str, int]:
+    """Whole numbers of kept weights per tensor, summing to exactly ``kept``.
+
+    The :func:`layer_densities` budget times each tensor's size, rounded down, then the weights
+    still missing go one each to the tensors with the largest remainders (ties: module order),
+    never beyond a tensor's size. Every count is within one of density × size.
+    """
+    densities = layer_densities(shapes, kept, budget)
+    sizes = {name: math.prod(shape) for name, shape in shapes.items()}
+    exact = {name: min(densities[name] * sizes[name], sizes[name]) for name in shapes}
+    counts = {name: math.floor(value) for name, value in exact.items()}
+    missing = kept - sum(counts.values())  # < number of tensors; < 0 only by float round-off
+    if missing >= 0:
+        order = sorted((n for n in shapes if counts[n] < sizes[n]), key=lambda n: counts[n] - exact[n])
+    else:
+        order = sorted((n for n in shapes if counts[n] > 0), key=lambda n: exact[n] - counts[n])
+    for name in order[:abs(missing)]:
+        counts[name] += 1 if missing > 0 else -1
+    return counts

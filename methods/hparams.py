@@ -103,3 +103,12 @@ class MaskHparams:
     budget: str = hp("uniform", "per-tensor densities when scope=layer", choices=BUDGETS)
     prune_first: bool = hp(True, "also prune the first conv/linear layer")
     prune_classifier: bool = hp(True, "also prune the classifier (last linear layer)")
+
+
+def field_like(cls: type, name: str, default: Any = dataclasses.MISSING, help: str | None = None) -> Any:
+    """A copy of hyperparameter field ``name`` of dataclass ``cls`` (its choices and range kept),
+    optionally with another default or help text: for a method that shares a field with another."""
+    source = {f.name: f for f in dataclasses.fields(cls)}[name]
+    return hp(source.default if default is dataclasses.MISSING else default,
+              help if help is not None else source.metadata["help"],
+              choices=source.metadata.get("choices"), range=source.metadata.get("range"))

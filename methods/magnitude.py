@@ -11,7 +11,7 @@ from torch import Tensor
 
 from methods.base import MaskedMethod, PruningMethod
 from methods.hparams import MaskHparams, hp
-from methods.schedules import PruneWindow
+from methods.schedules import window_of
 
 
 class Dense(PruningMethod):
@@ -114,17 +114,11 @@ class GMP(MaskedMethod):
 
     def check(self, model, steps_per_epoch, total_epochs) -> None:
         super().check(model, steps_per_epoch, total_epochs)
-        self._window(steps_per_epoch * total_epochs)
-
-    def _window(self, total_steps: int) -> PruneWindow:
-        try:
-            return PruneWindow.over(total_steps, self.hp.start_frac, self.hp.end_frac, self.hp.interval)
-        except ValueError as err:
-            raise ValueError(f"{self.name}: {err}") from None
+        window_of(self.name, self.hp, steps_per_epoch * total_epochs)
 
     def attach(self, model, optimizer, steps_per_epoch, total_epochs) -> None:
         super().attach(model, optimizer, steps_per_epoch, total_epochs)
-        self.window = self._window(self.total_steps)
+        self.window = window_of(self.name, self.hp, self.total_steps)
         self._event(0)  # an event scheduled at step 0 happens before training
 
     def sparsity_at_step(self, step: int) -> float:

@@ -20,7 +20,7 @@ from typing import Iterable, Mapping
 import torch
 from torch import Tensor, nn
 
-from methods.budgets import layer_densities
+from methods.budgets import layer_counts, layer_densities
 
 PRUNABLE_TYPES: tuple[type[nn.Module], ...] = (nn.Conv2d, nn.Linear)
 SCOPES = ("global", "layer")
@@ -97,6 +97,14 @@ def target_prune_count(sparsity: float, total: int, available: int) -> int:
             f"sparsity {sparsity:.4g} is unreachable: it needs {k} zero weights but only "
             f"{available} of {total} prunable weights may be pruned (dense layers excluded)")
     return k
+
+
+def check_reachable(model: nn.Module, sparsity: float, prune_first: bool = True,
+                    prune_classifier: bool = True) -> None:
+    """``ValueError`` when ``sparsity`` (over all prunable weights) cannot be met by the allowed layers."""
+    allowed = prunable_weights(model, prune_first, prune_classifier)
+    target_prune_count(sparsity, sum(w.numel() for w in all_prunable_weights(model).values()),
+                       sum(w.numel() for w in allowed.values()))
 
 
 def masks_from_scores(scores: Mapping[str, Tensor], sparsity: float, scope: str = "global",
@@ -218,3 +226,60 @@ def count_zeros(tensors: Iterable[Tensor]) -> tuple[int, int]:
         zeros += int((t == 0).sum())
         total += t.numel()
     return zeros, total
+
+
+def random_masks(weights: Mapping[str, Tensor], sparsity: float, total: int, budget: str,
+                 generator: torch.Generator) -> dict[str, Tensor]:
+    """Random keep-masks with exactly ``round(sparsity·total)`` zeros, split by a layer budget.
+
+    Each tensor keeps exactly its :func:`methods.budgets.layer_counts` share (``"uniform"`` or
+    ``"erk"``; a tensor the ERK rule makes dense stays dense) at uniformly random positions drawn
+    from ``generator`` (on the CPU, so the global RNG is untouched). ``total`` is the denominator
+    of the target, as in :func:`masks_from_scores`.
+    """
+    available = sum(w.numel() for w in weights.values())
+    k = target_prune_count(sparsity, total, available)
+    counts = layer_counts({name: tuple(w.shape) for name, w in weights.items()}, available - k, budget)
+    masks = {}
+    for name, w in weights.items():
+        keep = torch.zeros(w.numel(), dtype=torch.bool)
+        keep[torch.randperm(w.numel(), generator=generator)[:counts[name]]] = True
+        masks[name] = keep.view(w.shape).to(w.device)
+    return masks
+
+
+def lowest_indices(scores: Tensor, k: int) -> Tensor:
+    """Flat indices (ascending) of the ``k`` lowest entries of 1-D ``scores``: what
+    :func:`prune_lowest` removes, with the same tie-breaking (lower index first).
+
+    For ``k`` much smaller than the tensor, the ``k``-th lowest value is first bounded from a
+    strided sample, so the exact selection runs on about 2k entries instead of all of them; when
+    the bound holds fewer than ``k`` entries it falls back to the whole tensor. The result is the
+    same either way.
+    """
+    n = scores.numel()
+    if k <= 0:
+        return torch.zeros(0, dtype=torch.long, device=scores.device)
+    if 16 * k < n:
+        sample = scores[::8]
+        rank = min(sample.numel(), 2 * k * sample.numel() // n + 16)
+        pool = (scores <= sample.kthvalue(rank).values).nonzero().flatten()
+        if pool.numel() >= k:  # the k-th lowest value is within the bound, and so are its ties
+            return pool[~prune_lowest(scores[pool], k)]
+    return (~prune_lowest(scores, k)).nonzero().flatten()
+
+
+def drop_and_grow(active: Tensor, drop_scores: Tensor, grow_scores: Tensor, m: int) -> Tensor:
+    """One tensor's connection swap: the new boolean keep-mask, with the same number of ones.
+
+    Drops the ``m`` active positions with the lowest ``drop_scores``, then activates the ``m``
+    positions with the highest ``grow_scores`` among all inactive ones, the just-dropped included
+    (so a dropped position may come straight back). Ties are broken as in :func:`prune_lowest`:
+    the lower flat index is dropped first and grown first. Needs ``m`` ≤ the active count.
+    """
+    keep = active.reshape(-1).clone()
+    on = keep.nonzero().flatten()
+    keep[on[lowest_indices(drop_scores.reshape(-1)[on].float(), m)]] = False
+    grow = torch.where(keep, float("inf"), -grow_scores.reshape(-1).float())
+    keep[lowest_indices(grow, m)] = True
+    return keep.view(active.shape)

@@ -92,6 +92,41 @@ class PruneWindow:
         """
         return cubic_sparsity(self.progress(step), 1, initial, final) if step < self.end else final
 
+    def update_at(self, step: int, last: int) -> bool:
+        """A mask-update step (e.g. GraNet's regeneration): every event after step 0, then Δt on.
+
+        True at every event of the window except step 0 (no gradient exists before training) and,
+        past tf, at every step of the same grid t0 + jΔt up to ``last`` inclusive. ``last`` =
+        ``end`` confines updates to the window.
+        """
+        if step < 1 or step > last or step < self.start:
+            return False
+        if step <= self.end:
+            return self.event_at(step) is not None
+        return (step - self.start) % self.interval == 0
+
+
+def cosine_decay(step: int, total: int, initial: float, final: float) -> float:
+    """Cosine annealing from ``initial`` at step 0 to ``final`` at ``total``.
+
+    r_t = final + (initial − final)(1 + cos(π t / T)) / 2, clipped to t ∈ [0, T]: the schedule of
+    GraNet's death rate (PyTorch's ``CosineAnnealingLR`` with ``eta_min = final``, stepped once per
+    iteration).
+    """
+    progress = min(max(step / total, 0.0), 1.0) if total > 0 else 1.0
+    return final + (initial - final) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def window_of(method_name: str, hparams, total_steps: int) -> PruneWindow:
+    """The window of a method whose hparams have ``start_frac``, ``end_frac`` and ``interval``.
+
+    A bad window is a ``ValueError`` naming the method.
+    """
+    try:
+        return PruneWindow.over(total_steps, hparams.start_frac, hparams.end_frac, hparams.interval)
+    except ValueError as err:
+        raise ValueError(f"{method_name}: {err}") from None
+
 
 def lr_at(step: int, steps_per_cycle: int, base_lr: float, schedule: str,
           warmup_steps: int = 0) -> float:

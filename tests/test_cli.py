@@ -118,7 +118,7 @@ def test_method_hyperparameter_flags_reach_the_runs(tmp_path):
 
 
 NO_CUDA = not torch.cuda.is_available()
-CORE_METHODS = "dense, gmp, imp, magnitude, random"
+CORE_METHODS = "dense, gmp, granet, granet-st, imp, magnitude, random, rigl, set"
 
 
 @pytest.mark.parametrize("args, message", [
@@ -166,6 +166,11 @@ CORE_METHODS = "dense, gmp, imp, magnitude, random"
     (["--sparsities", "0.9", "--epochs", "1", "--batch-size", "2048", "--hp", "gmp.end_frac=0.5"],
      "gmp: the prune window [0.0, 0.5] of 1 steps holds no step"),
     (["--methods", "imp", "--rewind-epoch", "5"], "imp: rewind_epoch 5.0 is beyond the first round"),
+    (["--methods", "granet", "--death-rate", "1"], "death_rate must be in [0, 1); got 1.0"),
+    (["--methods", "granet-st", "gmp", "--sparsities", "0.3", "0.9"],
+     "granet-st at sparsity 0.3: granet-st: initial_sparsity 0.5 is above the target sparsity 0.3"),
+    (["--methods", "rigl", "granet", "--growth", "momentum"], "growth must be one of gradient, random"),
+    (["--methods", "set", "--hp", "set.end_frac=0"], "need start_frac < end_frac"),
 ])
 def test_bad_input_is_one_line_with_exit_code_2_and_writes_nothing(tmp_path, capsys, args, message):
     out = tmp_path / "never"
