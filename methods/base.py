@@ -62,10 +62,22 @@ class Calibration:
     own: sparsity is an outcome of training. A method declaring ``calibration`` lets the harness
     search ``hparam`` (on a log scale inside [``low``, ``high``]; measured sparsity grows with it)
     with probe runs of the same recipe whenever the grid gives a target and ``hparam`` is 0.
+    The search starts at ``start`` (default: the geometric mean of the bounds), stops at the first
+    probe whose measured sparsity is within ``tolerance`` of the target, and runs at most
+    ``max_probes`` probes (see ``benchmark/calibration.py``).
     """
     hparam: str
     low: float
     high: float
+    start: float | None = None
+    tolerance: float = 0.005
+    max_probes: int = 8
+
+    def __post_init__(self) -> None:
+        start = self.start if self.start is not None else (self.low * self.high) ** 0.5
+        if not 0 < self.low <= start <= self.high or self.tolerance <= 0 or self.max_probes < 2:
+            raise ValueError(f"bad calibration {self}: need 0 < low ≤ start ≤ high, tolerance > 0, "
+                             "max_probes ≥ 2")
 
 
 @dataclass(frozen=True)
@@ -94,6 +106,10 @@ class PruningMethod:
             raise ValueError(f"target sparsity must be in [0, 1), got {target_sparsity}")
         self.target_sparsity = float(target_sparsity)
         self.hp = hparams if hparams is not None else self.Hparams()
+        cal = self.calibration
+        if cal is not None and self.target_sparsity > 0 and not getattr(self.hp, cal.hparam):
+            raise ValueError(f"{self.name}: {cal.hparam} = 0 with target sparsity {target_sparsity:g}: set "
+                             f"{cal.hparam}, or run through the harness, which calibrates it to the target")
         self.seed = seed
         self.masks: dict[str, Tensor] = {}
         self.weights: dict[str, nn.Parameter] = {}
