@@ -73,9 +73,13 @@ class Calibration:
     tolerance: float = 0.005
     max_probes: int = 8
 
+    @property
+    def first_value(self) -> float:
+        """Where the search starts: ``start``, or the geometric mean of the bounds."""
+        return self.start if self.start is not None else (self.low * self.high) ** 0.5
+
     def __post_init__(self) -> None:
-        start = self.start if self.start is not None else (self.low * self.high) ** 0.5
-        if not 0 < self.low <= start <= self.high or self.tolerance <= 0 or self.max_probes < 2:
+        if not 0 < self.low <= self.first_value <= self.high or self.tolerance <= 0 or self.max_probes < 2:
             raise ValueError(f"bad calibration {self}: need 0 < low ≤ start ≤ high, tolerance > 0, "
                              "max_probes ≥ 2")
 
@@ -106,10 +110,6 @@ class PruningMethod:
             raise ValueError(f"target sparsity must be in [0, 1), got {target_sparsity}")
         self.target_sparsity = float(target_sparsity)
         self.hp = hparams if hparams is not None else self.Hparams()
-        cal = self.calibration
-        if cal is not None and self.target_sparsity > 0 and not getattr(self.hp, cal.hparam):
-            raise ValueError(f"{self.name}: {cal.hparam} = 0 with target sparsity {target_sparsity:g}: set "
-                             f"{cal.hparam}, or run through the harness, which calibrates it to the target")
         self.seed = seed
         self.masks: dict[str, Tensor] = {}
         self.weights: dict[str, nn.Parameter] = {}

@@ -60,13 +60,16 @@ def test_c_zero_is_exactly_sgd_without_momentum_or_weight_decay(foreach):
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
 
 
-def test_the_methods_optimizer_at_c_zero_is_exactly_sgd():
+@pytest.mark.parametrize("momentum, lr_scale, scale", [
+    (0.9, 0.0, (1 - 0.9) ** -0.5), (0.0, 0.0, 1.0), (0.9, 1.0, 1.0), (0.9, 2.5, 2.5)])
+def test_the_methods_optimizer_at_c_zero_is_exactly_sgd_at_the_scaled_lr(momentum, lr_scale, scale):
     a, b = tiny_net(), tiny_net()
-    config = OptimizerConfig(lr=0.1, momentum=0.9, weight_decay=5e-4)
-    opt = methods.get_method("grda").make_optimizer(a, config)
+    config = OptimizerConfig(lr=0.1, momentum=momentum, weight_decay=5e-4)
+    opt = methods.get_method("grda", lr_scale=lr_scale).make_optimizer(a, config)
     assert [g["c"] for g in opt.param_groups] == [0.0, 0.0]
+    assert [g["lr_scale"] for g in opt.param_groups] == [scale, scale]
     train_steps(a, opt, 6)
-    train_steps(b, torch.optim.SGD(b.parameters(), lr=0.1), 6)
+    train_steps(b, torch.optim.SGD(b.parameters(), lr=0.1 * scale), 6)
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
 
 
@@ -269,7 +272,7 @@ def test_a_target_with_c_zero_outside_the_harness_is_an_error():
     (["--mu", "0.5"], "grda.mu must be in (0.5, 1), got 0.5"),
     (["--hp", "grda.mu=1"], "grda.mu must be in (0.5, 1), got 1.0"),
     (["--c", "-0.1"], "grda.c must be ≥ 0, got -0.1"),
-    (["--lr-scale", "0"], "grda.lr_scale must be > 0, got 0.0"),
+    (["--lr-scale", "-1"], "grda.lr_scale must be ≥ 0, got -1.0"),
 ])
 def test_bad_grda_hyperparameters_are_one_cli_line_with_exit_2(tmp_path, capsys, args, message):
     out = tmp_path / "never"
@@ -284,15 +287,15 @@ FAST = dict(dataset="synthetic", model="mlp", epochs=2, batch_size=64, lr=0.1)
 
 
 def test_a_run_reports_the_exact_zeros_the_soft_threshold_leaves():
-    result = train.run(RunSpec(method="grda", method_hparams={"c": 0.1}, target_sparsity=0.5, **FAST))
+    result = train.run(RunSpec(method="grda", method_hparams={"c": 0.01}, target_sparsity=0.5, **FAST))
     m = result["metrics"]
-    assert result["status"] == "complete" and result["label"] == "grda[c=0.1]"
+    assert result["status"] == "complete" and result["label"] == "grda[c=0.01]"
     assert 0.2 < m["sparsity"] < 1 and m["sparsity_all"] < m["sparsity"]  # biases are not thresholded
     assert m["params"] - m["params_nonzero"] == pytest.approx(m["sparsity_all"] * m["params"])
 
 
 def test_an_interrupted_grda_run_resumes_exactly(tmp_path):
-    spec = RunSpec(method="grda", method_hparams={"c": 0.1}, checkpoint_every=1, **{**FAST, "epochs": 3})
+    spec = RunSpec(method="grda", method_hparams={"c": 0.01}, checkpoint_every=1, **{**FAST, "epochs": 3})
 
     def stop_after_two(epoch, total):
         if epoch == 2:
@@ -308,4 +311,4 @@ def test_an_interrupted_grda_run_resumes_exactly(tmp_path):
 
 def test_cli_strings_become_typed_hyperparameters_with_the_documented_defaults():
     hp = methods.make_hparams("grda", c="0.02", threshold_all="true")
-    assert hp.c == 0.02 and hp.threshold_all is True and hp.mu == 0.51 and hp.lr_scale == 1.0
+    assert hp.c == 0.02 and hp.threshold_all is True and hp.mu == 0.51 and hp.lr_scale == 0.0
