@@ -77,10 +77,6 @@ def _logit(s: float) -> float:
     return math.log(s / (1 - s))
 
 
-def _start(cal: Calibration) -> float:
-    return cal.start if cal.start is not None else math.sqrt(cal.low * cal.high)
-
-
 def stop_reason(probes: list[Probe], target: float, cal: Calibration) -> str | None:
     """Why the search stops after ``probes`` (see the module docstring), or None to go on."""
     if any(abs(p.sparsity - target) <= cal.tolerance + 1e-12 for p in probes):
@@ -116,7 +112,7 @@ def _secant(probes: list[Probe], target: float) -> float | None:
 def next_probe(probes: list[Probe], target: float, cal: Calibration) -> Probe:
     """The next value to probe and the rule that chose it (sparsity not measured yet: NaN)."""
     if not probes:
-        return Probe(_start(cal), math.nan, "start")
+        return Probe(cal.first_value, math.nan, "start")
     below = sorted((p for p in probes if p.sparsity < target), key=lambda p: p.value)
     above = sorted((p for p in probes if p.sparsity > target), key=lambda p: p.value)
     secant = _secant(probes, target)
