@@ -22,6 +22,7 @@ from typing import Any, Sequence
 import torch
 
 import methods
+from benchmark import calibration
 from benchmark.batching import steps_per_epoch
 from benchmark.data import (Dataset, DataUnavailableError, available_datasets, dataset_descriptions,
                             load_dataset)
@@ -334,6 +335,9 @@ def check_methods(specs: Sequence[RunSpec], dataset: Dataset) -> None:
         if spec.cell_id in seen:
             continue
         seen.add(spec.cell_id)
+        cal = calibration.calibration_of(spec)
+        if cal is not None:  # the runs will train at searched values: check at the search's start
+            spec = calibration.with_value(spec, cal.hparam, cal.first_value)
         try:
             method = methods.get_method(spec.method, target_sparsity=spec.target_sparsity, seed=spec.seed,
                                         **spec.method_hparams)

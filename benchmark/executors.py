@@ -29,7 +29,7 @@ from typing import Any, Callable, Sequence
 from tqdm import tqdm
 
 import methods
-from benchmark import locks, train
+from benchmark import calibration, locks, train
 from benchmark.schema import SCHEMA_VERSION
 from benchmark.spec import RunSpec
 from benchmark.store import RunStore, utc_now
@@ -83,7 +83,7 @@ def safe_run(spec: RunSpec, progress: Callable[[int, int], None] | None = None,
              workdir: str | None = None) -> dict[str, Any]:
     """``train.run`` that turns an exception into a failed result (Ctrl-C still stops the grid)."""
     try:
-        return train.run(spec, progress=progress, workdir=Path(workdir) if workdir else None)
+        return calibration.run(spec, progress=progress, workdir=Path(workdir) if workdir else None)
     except Exception as error:  # noqa: BLE001 - any failure of one run must not stop the grid
         return failed_result(spec, error)
 

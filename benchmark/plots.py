@@ -201,14 +201,14 @@ def _fig_accuracy(cells: pd.DataFrame, style: _Style) -> Figure | None:
     hollow = [Line2D([], [], marker="o", linestyle="none", markerfacecolor="white", markeredgecolor="0.3",
                      markersize=7, label="hollow marker: flagged cell\n(see leaderboard)")]
     _legend(fig, flat[:len(panels)], hollow if (drawable["flag"].fillna("") != "").any() else [])
-    _suptitle(fig, ["Top-1 test accuracy vs. target sparsity", "(mean ± 95% CI over seeds)"], ncols)
+    _suptitle(fig, ["Top-1 test accuracy vs. measured sparsity", "(mean ± 95% CI over seeds)"], ncols)
     return fig
 
 
 def _accuracy_panel(ax: Axes, cells: pd.DataFrame, style: _Style) -> None:
     pruned, dense = cells[~cells["is_dense"]], cells[cells["is_dense"]]
     for _, group in pruned.groupby("series", sort=True):
-        _accuracy_series(ax, group.sort_values("target_sparsity"), style)
+        _accuracy_series(ax, group.assign(x=_measured(group)).sort_values("x"), style)
     for _, cell in dense.iterrows():
         y, ci = 100 * cell["top1"], 100 * np.nan_to_num(cell["top1_ci95"])
         ax.axhline(y, zorder=1, label=cell["series"], **style.line(cell))
@@ -216,7 +216,7 @@ def _accuracy_panel(ax: Axes, cells: pd.DataFrame, style: _Style) -> None:
                 va="bottom", fontsize="small", color=DENSE_COLOR, zorder=5)
         if ci > 0:
             ax.axhspan(y - ci, y + ci, color=DENSE_COLOR, alpha=0.12, linewidth=0, zorder=0)
-    _sparsity_axis(ax, pruned["target_sparsity"].dropna().unique())
+    _sparsity_axis(ax, pruned["target_sparsity"].dropna().unique(), _measured(pruned).dropna().to_numpy())
     ax.set_ylabel("top-1 test accuracy (%)")
     ax.set_title(cells["panel"].iloc[0])
 
@@ -224,7 +224,7 @@ def _accuracy_panel(ax: Axes, cells: pd.DataFrame, style: _Style) -> None:
 def _accuracy_series(ax: Axes, group: pd.DataFrame, style: _Style) -> None:
     first = group.iloc[0]
     kwargs = style.line(first)
-    x = group["target_sparsity"].to_numpy(float)
+    x = group["x"].to_numpy(float)
     y = 100 * group["top1"].to_numpy(float)
     ci = 100 * group["top1_ci95"].to_numpy(float)
     ax.plot(x, y, label=first["series"], marker=style.marker[first["series"]], markersize=7,
@@ -236,13 +236,20 @@ def _accuracy_series(ax: Axes, group: pd.DataFrame, style: _Style) -> None:
                 markerfacecolor="white", markeredgecolor=kwargs["color"], markeredgewidth=1.8, zorder=4)
 
 
-def _sparsity_axis(ax: Axes, targets: np.ndarray) -> None:
-    """Logit x axis when every target is in (0, 1) (so 90/95/99% spread out), else linear."""
+def _measured(cells: pd.DataFrame) -> pd.Series:
+    """Each cell's mean measured sparsity (its target where none was measured)."""
+    return cells["sparsity"].fillna(cells["target_sparsity"])
+
+
+def _sparsity_axis(ax: Axes, targets: np.ndarray, measured: np.ndarray) -> None:
+    """Logit x axis when every target and measured point is in (0, 1) (so 90/95/99% spread out), else
+    linear; ticks at the targets, limits covering the measured points too."""
     targets = np.sort(np.asarray(targets, dtype=float))
-    ax.set_xlabel("target sparsity (% of prunable weights)")
-    if len(targets) and ((targets > 0) & (targets < 1)).all():
+    points = np.sort(np.concatenate([targets, np.asarray(measured, dtype=float)]))
+    ax.set_xlabel("measured sparsity (% of prunable weights; ticks at the targets)")
+    if len(targets) and ((points > 0) & (points < 1)).all():
         ax.set_xscale("logit")
-        logits = np.log(targets / (1 - targets))
+        logits = np.log(points / (1 - points))
         pad = max(0.35, 0.08 * (logits[-1] - logits[0]))
         lo, hi = logits[0] - pad, logits[-1] + pad
         ax.set_xlim(1 / (1 + math.exp(-lo)), 1 / (1 + math.exp(-hi)))

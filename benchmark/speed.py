@@ -10,7 +10,8 @@ the same machine load; the printed ratio is the median over epochs of harness/ba
 the first epoch being a warm-up. Then the time to iterate one epoch of batches with the harness
 (``train_batches``) against torchvision's ``DataLoader`` over ``torchvision.datasets.FashionMNIST``
 with ``ToTensor`` + ``Normalize``. Ratios, not absolute times, are the point: the machines are
-noisy.
+noisy. With ``grda`` among the methods, the GRDA optimizer's step time is also compared with
+``torch.optim.SGD``'s on the same model and gradients.
 """
 from __future__ import annotations
 
@@ -69,6 +70,9 @@ def epoch_ratios(model_name: str, method: str, epochs: int, batch_size: int,
     """(median harness epoch s, median bare epoch s, median per-epoch ratio), warm-up excluded."""
     target = 0.0 if method == "dense" else SPARSITY
     hparams = {"prune_fraction": 0.6} if method == "imp" else {}  # imp: 3 rounds at s = 0.9
+    calibration = methods.get_method_class(method).calibration
+    if calibration is not None:  # time one run at the search's first value (not the search itself)
+        hparams[calibration.hparam] = calibration.first_value
     per_budget_epoch = methods.get_method(method, target, **hparams).plan(1).total_epochs
     spec = RunSpec(model=model_name, method=method, target_sparsity=target, method_hparams=hparams,
                    epochs=max(1, epochs // per_budget_epoch), batch_size=batch_size,
@@ -122,6 +126,43 @@ def data_path_times(batch_size: int, device: torch.device, epochs: int) -> tuple
     return statistics.median(harness[1:]), statistics.median(loader_times[1:])
 
 
+def optimizer_step_times(model_name: str, device: torch.device, rounds: int = 30,
+                         steps: int = 20) -> dict[str, float]:
+    """Median seconds of one ``optimizer.step()`` on ``model_name``'s parameters, fixed gradients.
+
+    ``grda``: the GRDA optimizer as the method builds it, thresholding at the calibration's first
+    c (so the soft threshold runs); ``sgd``: ``torch.optim.SGD`` as the grid uses it (momentum 0.9,
+    weight decay 1e-4); ``sgd_plain``: without momentum or weight decay (what gRDA reduces to at
+    c = 0). Steps of the three are interleaved round by round so they share the machine's load.
+    """
+    data = load_dataset("fashion-mnist").to(device)
+    x, y = data.train.x[:128], data.train.y[:128]
+    config = methods.OptimizerConfig(lr=0.05, momentum=0.9, weight_decay=1e-4)
+    c = methods.get_method_class("grda").calibration.first_value
+    makers = {
+        "grda": lambda m: methods.get_method("grda", c=c).make_optimizer(m, config),
+        "sgd": lambda m: torch.optim.SGD(m.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4),
+        "sgd_plain": lambda m: torch.optim.SGD(m.parameters(), lr=0.05),
+    }
+    optimizers = {}
+    for name, make in makers.items():
+        torch.manual_seed(0)
+        model = get_model(model_name, data.in_shape, data.num_classes).to(device)
+        F.cross_entropy(model(x), y).backward()
+        optimizers[name] = make(model)
+        optimizers[name].step()  # lazy state (momentum buffers, accumulators) outside the timing
+    times: dict[str, list[float]] = {name: [] for name in optimizers}
+    for _ in range(rounds):
+        for name, opt in optimizers.items():
+            _sync(device)
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                opt.step()
+            _sync(device)
+            times[name].append((time.perf_counter() - t0) / steps)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmark.speed", description=__doc__.split("\n")[0])
     p.add_argument("--models", nargs="+", default=["mlp", "lenet5"])
@@ -140,6 +181,13 @@ def main(argv: list[str] | None = None) -> int:
         for method in args.methods:
             h, b, ratio = epoch_ratios(model_name, method, args.epochs, args.batch_size, device)
             print(f"{model_name:8} {method:10} {h:9.3f} {b:8.3f} {ratio:6.3f}", flush=True)
+    if "grda" in args.methods:
+        for model_name in args.models:
+            t = optimizer_step_times(model_name, device)
+            print(f"optimizer step, {model_name}: GRDA {1e3 * t['grda']:.3f} ms; SGD as the grid uses it "
+                  f"(momentum, weight decay) {1e3 * t['sgd']:.3f} ms, ratio {t['grda'] / t['sgd']:.2f}; "
+                  f"plain SGD {1e3 * t['sgd_plain']:.3f} ms, ratio {t['grda'] / t['sgd_plain']:.2f}",
+                  flush=True)
     harness, loader = data_path_times(args.batch_size, device, max(3, args.epochs))
     print(f"data path, one epoch of batches: harness {harness:.4f} s, DataLoader+ToTensor {loader:.3f} s, "
           f"ratio {harness / loader:.4f} ({loader / harness:.0f}x faster)")

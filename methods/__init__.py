@@ -16,6 +16,7 @@ from typing import Any
 from methods import hparams as _hparams
 from methods.base import Calibration, EpochPlan, MaskedMethod, OptimizerConfig, PruningMethod, method_label
 from methods.granet import SET, GraNet, GraNetST, RigL
+from methods.grda import GRDAMethod
 from methods.imp import IMP
 from methods.magnitude import GMP, Dense, Magnitude, Random
 from methods.masks import apply_masks, magnitude_masks, prunable_weights
@@ -33,7 +34,7 @@ def register(cls: type[PruningMethod]) -> type[PruningMethod]:
     return cls
 
 
-for _cls in (Dense, Random, Magnitude, GMP, IMP, GraNet, GraNetST, RigL, SET):
+for _cls in (Dense, Random, Magnitude, GMP, IMP, GraNet, GraNetST, RigL, SET, GRDAMethod):
     register(_cls)
 
 

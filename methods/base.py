@@ -62,10 +62,26 @@ class Calibration:
     own: sparsity is an outcome of training. A method declaring ``calibration`` lets the harness
     search ``hparam`` (on a log scale inside [``low``, ``high``]; measured sparsity grows with it)
     with probe runs of the same recipe whenever the grid gives a target and ``hparam`` is 0.
+    The search starts at ``start`` (default: the geometric mean of the bounds), stops at the first
+    probe whose measured sparsity is within ``tolerance`` of the target, and runs at most
+    ``max_probes`` probes (see ``benchmark/calibration.py``).
     """
     hparam: str
     low: float
     high: float
+    start: float | None = None
+    tolerance: float = 0.005
+    max_probes: int = 8
+
+    @property
+    def first_value(self) -> float:
+        """Where the search starts: ``start``, or the geometric mean of the bounds."""
+        return self.start if self.start is not None else (self.low * self.high) ** 0.5
+
+    def __post_init__(self) -> None:
+        if not 0 < self.low <= self.first_value <= self.high or self.tolerance <= 0 or self.max_probes < 2:
+            raise ValueError(f"bad calibration {self}: need 0 < low ≤ start ≤ high, tolerance > 0, "
+                             "max_probes ≥ 2")
 
 
 @dataclass(frozen=True)

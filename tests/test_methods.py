@@ -42,7 +42,7 @@ def drive(method, model, steps_per_epoch=10, epochs=4, on_step=None):
 
 
 def test_registry_lists_methods_and_rejects_unknown_names():
-    assert {"dense", "gmp", "imp", "magnitude", "random"} <= set(methods.available_methods())
+    assert {"dense", "gmp", "grda", "imp", "magnitude", "random"} <= set(methods.available_methods())
     assert all(methods.method_descriptions().values())
     with pytest.raises(ValueError, match="unknown method 'nope'; choose from: dense, gmp"):
         methods.get_method("nope")
