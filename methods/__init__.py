@@ -15,6 +15,8 @@ from typing import Any
 
 from methods import hparams as _hparams
 from methods.base import Calibration, EpochPlan, MaskedMethod, OptimizerConfig, PruningMethod, method_label
+from methods.demp import DemP
+from methods.dnr import DNR
 from methods.imp import IMP
 from methods.magnitude import GMP, Dense, Magnitude, Random
 from methods.masks import apply_masks, magnitude_masks, prunable_weights
@@ -32,7 +34,7 @@ def register(cls: type[PruningMethod]) -> type[PruningMethod]:
     return cls
 
 
-for _cls in (Dense, Random, Magnitude, GMP, IMP):
+for _cls in (Dense, Random, Magnitude, GMP, IMP, DNR, DemP):
     register(_cls)
 
 
