@@ -71,7 +71,7 @@ def test_method_hyperparameter_flags_reach_the_runs(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--methods", "nope"], "unknown method 'nope'; choose from: dense, gmp, imp, magnitude, random"),
+    (["--methods", "nope"], "unknown method 'nope'; choose from: demp, dense, dnr, gmp"),
     (["--sparsities", "1.0"], "sparsity 1 is outside [0, 1)"),
     (["--sparsities", "-0.1"], "outside [0, 1)"),
     (["--epochs", "0"], "--epochs must be ≥ 1"),
@@ -100,7 +100,7 @@ def test_the_script_itself_exits_2_without_a_traceback(tmp_path):
     proc = run_cli(*FAST, "--methods", "nope", "--out", str(tmp_path / "never"))
     assert proc.returncode == 2
     assert proc.stderr == ("run_benchmarks.py: error: unknown method 'nope'; choose from: "
-                           "dense, gmp, imp, magnitude, random\n")
+                           "demp, dense, dnr, gmp, imp, magnitude, random\n")
 
 
 def test_missing_data_is_one_line_with_exit_code_2(tmp_path, capsys):

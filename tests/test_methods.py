@@ -42,9 +42,9 @@ def drive(method, model, steps_per_epoch=10, epochs=4, on_step=None):
 
 
 def test_registry_lists_methods_and_rejects_unknown_names():
-    assert methods.available_methods() == ["dense", "gmp", "imp", "magnitude", "random"]
+    assert methods.available_methods() == ["demp", "dense", "dnr", "gmp", "imp", "magnitude", "random"]
     assert all(methods.method_descriptions().values())
-    with pytest.raises(ValueError, match="unknown method 'nope'; choose from: dense, gmp"):
+    with pytest.raises(ValueError, match="unknown method 'nope'; choose from: demp, dense, dnr, gmp"):
         methods.get_method("nope")
     with pytest.raises(ValueError, match="has no hyperparameter frac"):
         methods.get_method("gmp", 0.5, frac=0.1)
