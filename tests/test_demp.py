@@ -68,3 +68,19 @@ def test_demp_declares_its_calibration_and_runs_without_pressure():
     demp.attach(net, opt, steps_per_epoch=10, total_epochs=2)
     assert demp.prune_every == 1 and demp.pressure.lam(5) == 0.0
     assert demp.tracker.n_pruned() >= 2                           # the two units dead from the start
+
+
+def test_an_interrupted_demp_run_resumes_exactly(tmp_path):
+    from benchmark import train
+    from benchmark.spec import RunSpec
+    spec = RunSpec(method="demp", seed=0, checkpoint_every=1, dataset="synthetic", model="mlp", epochs=3,
+                   batch_size=128, method_hparams={"lambda_peak": 0.05, "noise_peak": 1e-3})
+
+    def stop_after_two(epoch, total):
+        if epoch == 2:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        train.run(spec, progress=stop_after_two, workdir=tmp_path)
+    resumed, straight = train.run(spec, workdir=tmp_path), train.run(spec)
+    assert resumed["metrics"]["top1"] == straight["metrics"]["top1"]
+    assert resumed["metrics"]["neuron_sparsity"] == straight["metrics"]["neuron_sparsity"] > 0

@@ -189,3 +189,28 @@ def test_an_interrupted_dnr_run_resumes_exactly(tmp_path):
     assert [h["train_loss"] for h in resumed["history"]] == [h["train_loss"] for h in straight["history"]]
     assert resumed["metrics"]["sparsity"] == pytest.approx(0.8, abs=1e-5)
     assert all(set(h["dead_units"]) == {"count", "rate"} for h in straight["history"])
+
+
+def test_an_event_gives_back_the_weights_masked_with_the_largest_magnitude_when_units_overshoot():
+    net = mlp(widths=(20, 16, 12, 3))
+    dnr = methods.get_method("dnr", 0.5, **QUIET)
+    attach(dnr, net)
+    values = {n: w.detach().clone() for n, w in dnr.weights.items()}
+    dnr.prune_to(0.3)
+    n = sum(w.numel() for w in dnr.weights.values())
+    masked_before = {k: ~m.bool() for k, m in dnr.masks.items()}
+    dnr.tracker.prune(dnr, {"1": torch.arange(16) < 4})           # 4 units: their slices masked too
+    unit = {k: ~m for k, m in dnr._unit_keep().items()}
+    over = sum(int((m == 0).sum()) for m in dnr.masks.values()) - round(0.3 * n)
+    assert over > 0                                                # unit pruning overshot the schedule
+    dnr.prune_to(0.3)
+    assert sum(int((m == 0).sum()) for m in dnr.masks.values()) == round(0.3 * n)
+    assert all(dnr.masks[k][u].eq(0).all() for k, u in unit.items())  # units stay pruned
+    back = {k: masked_before[k] & dnr.masks[k].bool() for k in masked_before}
+    assert sum(int(b.sum()) for b in back.values()) == over
+    given = torch.cat([values[k][b].abs() for k, b in back.items()])
+    still = {k: masked_before[k] & ~dnr.masks[k].bool() & ~unit.get(k, torch.zeros_like(b))
+             for k, b in back.items()}
+    kept_out = torch.cat([values[k][m].abs() for k, m in still.items()])
+    assert given.min() >= kept_out.max()                           # the largest |W| when masked come back
+    assert all(torch.equal(dnr.weights[k].detach()[b], values[k][b]) for k, b in back.items())  # that value
