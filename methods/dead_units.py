@@ -20,6 +20,9 @@ from methods.units import UnitGroup, unit_groups, unit_keep_masks
 if TYPE_CHECKING:
     from methods.base import PruningMethod
 
+#: Automatic check intervals allow at most this many probe passes per epoch (monitoring cost).
+CHECKS_PER_EPOCH = 3
+
 
 class DeadUnitTracker:
     """Pruned units and dead streaks of one model's prunable unit groups."""

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from methods.base import Calibration, PruningMethod
-from methods.dead_units import DeadUnitTracker
+from methods.dead_units import CHECKS_PER_EPOCH, DeadUnitTracker
 from methods.hparams import hp
 from methods.masks import all_prunable_weights
 from methods.pressure import DeadUnitHparams, DeathPressure
@@ -21,7 +21,7 @@ CHECKS_PER_RUN = 20
 @dataclass(frozen=True)
 class DemPHparams(DeadUnitHparams):
     prune_every: int = hp(0, "steps between dead-unit pruning checks; 0 = 1/20 of the run (DemP: 5,000 "
-                          "of 97,656 steps on CIFAR ResNet-18)", range=(0, None))
+                          "of 97,656 steps on CIFAR ResNet-18), at most 3 per epoch", range=(0, None))
 
 
 class DemP(PruningMethod):
@@ -40,7 +40,7 @@ class DemP(PruningMethod):
       the same function (a pruned unit outputs act(0) = 0). The classifier never forms units;
       units behind an identity shortcut cannot be masked away and are left alone
       (:mod:`methods.units`). ``prune_every`` scales with the run: 1/20 of the steps, DemP's
-      CIFAR ResNet-18 ratio (5,000 of 97,656).
+      CIFAR ResNet-18 ratio (5,000 of 97,656), and at most 3 checks per epoch (monitoring cost).
     - **Death pressure** (:mod:`methods.pressure`): L1 on BN scales γ (DemP's ``scale_only``
       lasso; group L2 on incoming weights in BN-free models, our choice) with strength λ(t), and
       Gaussian noise of std σ(t) (peak 5e-5) on the update of every parameter entry with a
@@ -69,7 +69,8 @@ class DemP(PruningMethod):
         self.tracker = DeadUnitTracker(model)
         self.pressure = DeathPressure(model, self.tracker.all_groups, self.hp.lambda_peak, self.hp.noise_peak,
                                       round(self.hp.span_frac * self.total_steps), self.seed)
-        self.prune_every = self.hp.prune_every or max(1, round(self.total_steps / CHECKS_PER_RUN))
+        self.prune_every = self.hp.prune_every or max(1, round(self.total_steps / CHECKS_PER_RUN),
+                                                      steps_per_epoch // CHECKS_PER_EPOCH)
         self.prune_dead()  # DemP checks at step 0 too
 
     def after_backward(self, step: int) -> None:

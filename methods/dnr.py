@@ -11,15 +11,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from methods.dead_units import DeadUnitTracker
+from methods.dead_units import CHECKS_PER_EPOCH, DeadUnitTracker
 from methods.hparams import hp
 from methods.magnitude import GMP, GMPHparams
 from methods.pressure import DeadUnitHparams, DeathPressure
 from methods.units import reinit_units, unit_keep_masks, zero_units
 
 REACTIVATIONS = ("regrow", "reinit")
-#: The automatic check interval allows at most this many probe passes per epoch (monitoring cost).
-CHECKS_PER_EPOCH = 4
 
 
 @dataclass(frozen=True)
@@ -31,7 +29,7 @@ class DNRHparams(GMPHparams, DeadUnitHparams):
     span_frac: float = hp(0.0, "the one-cycle of λ and σ spans this fraction of the training steps; "
                           "0 = end_frac (the pressure acts while pruning)", range=(0.0, 1.0))
     check_every: int = hp(0, "steps between dead-unit checks on the probe; 0 = the prune interval Δt, "
-                          "at most 4 checks per epoch", range=(0, None))
+                          "at most 3 checks per epoch", range=(0, None))
     patience: int = hp(3, "a unit dead at this many consecutive checks is pruned for good (masked)",
                        range=(1, None))
     reactivation: str = hp("regrow", "what a dead unit gets before it is pruned: regrow = incoming "
@@ -50,7 +48,7 @@ class DNR(GMP):
 
     1. *Monitoring dying units* (paper abstract: "dynamically monitors the occurrence of dying
        neurons"; the criterion is DemP's, our choice). Every ``check_every`` steps (default: the
-       prune interval Δt, at most 4 checks per epoch) a fixed probe slice of the training set
+       prune interval Δt, at most 3 checks per epoch) a fixed probe slice of the training set
        goes through the net in eval mode; a unit is dead when its output is ≤ ``eps`` for every
        sample and position (for LeakyReLU/swish, which have no exact zero: the pre-activation;
        see :mod:`methods.activations`). Pruned units are skipped.

@@ -66,7 +66,7 @@ def test_demp_declares_its_calibration_and_runs_without_pressure():
     demp.set_probe(X)
     opt = demp.make_optimizer(net, methods.OptimizerConfig(lr=0.05))
     demp.attach(net, opt, steps_per_epoch=10, total_epochs=2)
-    assert demp.prune_every == 1 and demp.pressure.lam(5) == 0.0
+    assert demp.prune_every == 3 and demp.pressure.lam(5) == 0.0
     assert demp.tracker.n_pruned() >= 2                           # the two units dead from the start
 
 

@@ -136,7 +136,7 @@ def test_with_no_pressure_and_no_dead_unit_dnr_is_gmp_weight_for_weight():
         return net, method
     a, _ = trained("gmp")
     b, dnr = trained("dnr", lambda_peak=0.0, noise_peak=0.0)
-    assert dnr.check_every == 2 and dnr.tracker.n_pruned() == 0
+    assert dnr.check_every == 3 and dnr.tracker.n_pruned() == 0
     assert all(not s.any() for s in dnr.tracker.streak.values())
     assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
 
