@@ -323,7 +323,8 @@ def _unify_ylim(axes: list[Axes]) -> None:
 # ----------------------------------------------------------------------------------------------
 # 2. dynamic dead-neuron rate over training
 
-def _fig_dead_rate(cells: pd.DataFrame, style: _Style, history: pd.DataFrame) -> Figure | None:
+def _fig_dead_rate(cells: pd.DataFrame, style: _Style, history: pd.DataFrame,
+                   ylabel: str = "dynamic dead rate (%)", title: list[str] | None = None) -> Figure | None:
     if history.empty:
         return None
     data = history.merge(cells, on="cell_id")
@@ -331,12 +332,13 @@ def _fig_dead_rate(cells: pd.DataFrame, style: _Style, history: pd.DataFrame) ->
     for ax, panel, target, col in places:
         _dead_rate_panel(ax, data[data["panel"] == panel], target, style)
         ax.set_title(panel if target is None else f"{panel}, target {_pct_label(target)}")
-        ax.set_ylabel("dynamic dead rate (%)" if col == 0 else "")
+        ax.set_ylabel(ylabel if col == 0 else "")
     for panel in {p for _, p, _, _ in places}:
         _unify_ylim([ax for ax, p, _, _ in places if p == panel])
     _legend(fig, [ax for ax, _, _, _ in places])
-    title = ["Dynamic dead-neuron rate during training:", "zero post-activation entries on training batches",
-             "(mean over seeds, band = min–max; dense = reference)"]
+    title = title or ["Dynamic dead-neuron rate during training:",
+                      "zero post-activation entries on training batches",
+                      "(mean over seeds, band = min–max; dense = reference)"]
     _suptitle(fig, title, _ncols(places))
     return fig
 

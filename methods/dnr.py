@@ -14,7 +14,7 @@ from torch import Tensor
 from methods.dead_units import CHECKS_PER_EPOCH, DeadUnitTracker
 from methods.hparams import hp
 from methods.magnitude import GMP, GMPHparams
-from methods.pressure import DeadUnitHparams, DeathPressure
+from methods.pressure import DeadUnitHparams, DeathPressure, lambda_peak_hp
 from methods.units import reinit_units, unit_keep_masks, zero_units
 
 REACTIVATIONS = ("regrow", "reinit")
@@ -22,10 +22,7 @@ REACTIVATIONS = ("regrow", "reinit")
 
 @dataclass(frozen=True)
 class DNRHparams(GMPHparams, DeadUnitHparams):
-    lambda_peak: float = hp(1e-3, "peak λ of the one-cycle death pressure: L1 on BN scales γ, or group "
-                            "L2 on each unit's incoming weights without BN", range=(0.0, None))
-    noise_peak: float = hp(5e-5, "peak std σ of the one-cycle Gaussian noise added to the parameter "
-                           "update where the gradient is non-zero", range=(0.0, None))
+    lambda_peak: float = lambda_peak_hp(1e-3)
     span_frac: float = hp(0.0, "the one-cycle of λ and σ spans this fraction of the training steps; "
                           "0 = end_frac (the pressure acts while pruning)", range=(0.0, 1.0))
     check_every: int = hp(0, "steps between dead-unit checks on the probe; 0 = the prune interval Δt, "

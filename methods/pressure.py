@@ -32,11 +32,16 @@ from methods.schedules import one_cycle
 from methods.units import UnitGroup
 
 
+def lambda_peak_hp(default: float) -> Any:
+    """The ``lambda_peak`` field (each method of the family has its own default)."""
+    return hp(default, "peak λ of the one-cycle death pressure: L1 on BN scales γ, or group L2 on each "
+              "unit's incoming weights without BN", range=(0.0, None))
+
+
 @dataclass(frozen=True)
 class DeadUnitHparams:
     """Death pressure and the dead-unit threshold: shared by the dead-unit family (dnr, demp)."""
-    lambda_peak: float = hp(0.0, "peak λ of the one-cycle death pressure: L1 on BN scales γ, or group "
-                            "L2 on each unit's incoming weights without BN", range=(0.0, None))
+    lambda_peak: float = lambda_peak_hp(0.0)
     noise_peak: float = hp(5e-5, "peak std σ of the one-cycle Gaussian noise added to the parameter "
                            "update where the gradient is non-zero (DemP: 5e-5)", range=(0.0, None))
     span_frac: float = hp(0.9, "the one-cycle of λ and σ spans this fraction of the training steps "
