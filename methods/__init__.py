@@ -6,7 +6,9 @@
 Shared mechanics live once: ``methods.masks`` (prunable tensors, exact top-k, applying masks to
 weights and optimizer state, the public :func:`magnitude_masks`), ``methods.budgets`` (uniform /
 ERK layer densities), ``methods.schedules`` (cubic sparsity, prune windows, LR schedules),
-``methods.activations`` (dead-neuron hooks) and ``methods.hparams`` (hyperparameter dataclasses).
+``methods.activations`` (dead-neuron hooks and the dead-unit detector), ``methods.units`` (hidden
+units as parameter slices), ``methods.pressure`` (death pressure on a one-cycle) and
+``methods.hparams`` (hyperparameter dataclasses).
 """
 from __future__ import annotations
 
