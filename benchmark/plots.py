@@ -55,6 +55,7 @@ def render_figures(runs: pd.DataFrame, results: list[dict], board: pd.DataFrame)
         FIGURE_NAMES[0]: lambda: _fig_accuracy(cells, style),
         FIGURE_NAMES[1]: lambda: _fig_dead_rate(cells, style, _history_frame(complete, run_cell)),
         FIGURE_NAMES[2]: lambda: _fig_layers(cells, style, _layer_frame(complete, run_cell)),
+        "dead_units.png": lambda: _fig_dead_units(cells, style, complete, run_cell),
     }
     figures = {}
     with _rc():
@@ -267,10 +268,11 @@ def _sparsity_axis(ax: Axes, targets: np.ndarray, measured: np.ndarray) -> None:
 # ----------------------------------------------------------------------------------------------
 # raw per-run data (histories, layer sparsity)
 
-def _history_frame(results: list[dict], run_cell: dict[str, str]) -> pd.DataFrame:
-    """Long frame: cell_id, run_id, epoch, value (dynamic dead rate) from every complete run."""
+def _history_frame(results: list[dict], run_cell: dict[str, str],
+                   value: Callable[[dict], object] = lambda h: h.get("dead_rate_dynamic")) -> pd.DataFrame:
+    """Long frame: cell_id, run_id, epoch, value (dynamic dead rate by default) from every complete run."""
     rows = [{"cell_id": run_cell[r["run_id"]], "run_id": r["run_id"], "epoch": h.get("epoch"),
-             "value": h.get("dead_rate_dynamic")}
+             "value": value(h)}
             for r in results for h in (r.get("history") or []) if isinstance(h, dict)]
     frame = pd.DataFrame(rows, columns=["cell_id", "run_id", "epoch", "value"])
     frame["epoch"] = pd.to_numeric(frame["epoch"], errors="coerce")
@@ -328,7 +330,8 @@ def _unify_ylim(axes: list[Axes]) -> None:
 # ----------------------------------------------------------------------------------------------
 # 2. dynamic dead-neuron rate over training
 
-def _fig_dead_rate(cells: pd.DataFrame, style: _Style, history: pd.DataFrame) -> Figure | None:
+def _fig_dead_rate(cells: pd.DataFrame, style: _Style, history: pd.DataFrame,
+                   ylabel: str = "dynamic dead rate (%)", title: list[str] | None = None) -> Figure | None:
     if history.empty:
         return None
     data = history.merge(cells, on="cell_id")
@@ -336,12 +339,13 @@ def _fig_dead_rate(cells: pd.DataFrame, style: _Style, history: pd.DataFrame) ->
     for ax, panel, target, col in places:
         _dead_rate_panel(ax, data[data["panel"] == panel], target, style)
         ax.set_title(panel if target is None else f"{panel}, target {_pct_label(target)}")
-        ax.set_ylabel("dynamic dead rate (%)" if col == 0 else "")
+        ax.set_ylabel(ylabel if col == 0 else "")
     for panel in {p for _, p, _, _ in places}:
         _unify_ylim([ax for ax, p, _, _ in places if p == panel])
     _legend(fig, [ax for ax, _, _, _ in places])
-    title = ["Dynamic dead-neuron rate during training:", "zero post-activation entries on training batches",
-             "(mean over seeds, band = min–max; dense = reference)"]
+    title = title or ["Dynamic dead-neuron rate during training:",
+                      "zero post-activation entries on training batches",
+                      "(mean over seeds, band = min–max; dense = reference)"]
     _suptitle(fig, title, _ncols(places))
     return fig
 
@@ -356,6 +360,12 @@ def _dead_rate_panel(ax: Axes, rows: pd.DataFrame, target: float | None, style: 
                         linewidth=0, zorder=2)
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
+
+
+def _fig_dead_units(cells: pd.DataFrame, style: _Style, results: list[dict],
+                    run_cell: dict[str, str]) -> Figure | None:
+    from benchmark.plot_dead_units import fig_dead_units  # it builds on this module's helpers
+    return fig_dead_units(cells, style, results, run_cell)
 
 
 # ----------------------------------------------------------------------------------------------

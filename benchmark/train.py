@@ -25,6 +25,7 @@ import methods
 from benchmark import metrics
 from benchmark.batching import steps_per_epoch, train_batches
 from benchmark.data import Dataset, load_dataset
+from benchmark.probe import dead_units_entry, probe_inputs
 from benchmark.spec import RunSpec
 from benchmark.schema import SCHEMA_VERSION
 from benchmark.store import atomic_write_bytes, utc_now
@@ -150,6 +151,9 @@ def _run(spec: RunSpec, progress: ProgressFn | None, workdir: Path | None) -> di
     optimizer = method.make_optimizer(model, methods.OptimizerConfig(
         lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay, nesterov=spec.nesterov))
     n_steps = steps_per_epoch(len(dataset.train), spec.batch_size)
+    probe = probe_inputs(dataset.train)
+    if method.wants_probe:
+        method.set_probe(probe)
     method.attach(model, optimizer, n_steps, plan.total_epochs)
     monitor = ActivationMonitor(model)
 
@@ -178,7 +182,7 @@ def _run(spec: RunSpec, progress: ProgressFn | None, workdir: Path | None) -> di
         train_time += epoch_time
         last = epoch == plan.total_epochs - 1
         record = {"epoch": epoch + 1, "lr": lr, "train_loss": train_loss / len(dataset.train),
-                  "dead_rate_dynamic": monitor.zero_rate(),
+                  "dead_rate_dynamic": monitor.zero_rate(), "dead_units": dead_units_entry(model, probe),
                   "sparsity": metrics.weight_sparsity(model)[0], "epoch_time_s": epoch_time,
                   "top1": None}
         if not last and spec.eval_every > 0 and (epoch + 1) % spec.eval_every == 0:

@@ -6,7 +6,9 @@
 Shared mechanics live once: ``methods.masks`` (prunable tensors, exact top-k, applying masks to
 weights and optimizer state, the public :func:`magnitude_masks`), ``methods.budgets`` (uniform /
 ERK layer densities), ``methods.schedules`` (cubic sparsity, prune windows, LR schedules),
-``methods.activations`` (dead-neuron hooks) and ``methods.hparams`` (hyperparameter dataclasses).
+``methods.activations`` (dead-neuron hooks and the dead-unit detector), ``methods.units`` (hidden
+units as parameter slices), ``methods.pressure`` (death pressure on a one-cycle) and
+``methods.hparams`` (hyperparameter dataclasses).
 """
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ from typing import Any
 
 from methods import hparams as _hparams
 from methods.base import Calibration, EpochPlan, MaskedMethod, OptimizerConfig, PruningMethod, method_label
+from methods.demp import DemP
+from methods.dnr import DNR
 from methods.granet import SET, GraNet, GraNetST, RigL
 from methods.grda import GRDAMethod
 from methods.imp import IMP
@@ -34,7 +38,7 @@ def register(cls: type[PruningMethod]) -> type[PruningMethod]:
     return cls
 
 
-for _cls in (Dense, Random, Magnitude, GMP, IMP, GraNet, GraNetST, RigL, SET, GRDAMethod):
+for _cls in (Dense, Random, Magnitude, GMP, IMP, GraNet, GraNetST, RigL, SET, GRDAMethod, DNR, DemP):
     register(_cls)
 
 

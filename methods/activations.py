@@ -7,8 +7,18 @@ synchronisation and no per-sample Python work.
 
 A *unit* is a channel (dim 1) of an activation module's output: a hidden linear neuron or a conv
 output channel. The dynamic DNR of Liu et al. (AP, TMLR 2023) is the share of exactly-zero
-post-activation entries over the training batches of an epoch; a unit is *statically dead* when
-its post-activation output is ≤ 0 for every example and every spatial position seen.
+post-activation entries over the training batches of an epoch (training-mode forwards only, so
+an eval-mode probe never enters it); a unit is *statically dead* when its post-activation output
+is ≤ ``eps`` (default 0) for every example and every spatial position seen.
+
+The dead-unit detector is one rule for every user (the ``dead_rate_static`` metric, the per-epoch
+``dead_units`` history entry, DNR and DemP): ReLU-like activations have an exact zero, so their
+*output* is watched; activations without one (LeakyReLU, SiLU/swish, ELU, GELU, …) are watched on
+their *input*, the pre-activation, which is ≤ 0 exactly when the output is ≤ 0 for all of them
+(so with ``eps = 0`` both readings agree; a positive ``eps`` loosens the pre-activation instead
+of the slightly negative outputs these activations produce). :func:`probe_dead_units` runs the
+detector on a fixed probe batch in eval mode (DemP's death check: Dufort-Labbé et al., arXiv
+2403.07688).
 """
 from __future__ import annotations
 
@@ -19,6 +29,13 @@ from torch import Tensor, nn
 
 ACTIVATION_TYPES: tuple[type[nn.Module], ...] = (
     nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SiLU, nn.GELU, nn.Mish, nn.Hardswish)
+
+
+#: Activations with an exact zero: a unit is dead when their *output* never exceeds eps.
+EXACT_ZERO_TYPES: tuple[type[nn.Module], ...] = (nn.ReLU, nn.ReLU6)
+#: DemP's death check: 3 batches of 512 training images (CIFAR-10: ⌊N/25 / 512⌋).
+PROBE_BATCH = 512
+PROBE_BATCHES = 3
 
 
 def activation_modules(model: nn.Module) -> dict[str, nn.Module]:
@@ -45,15 +62,22 @@ def _unit_max(out: Tensor) -> Tensor:
     return out.detach().amax(dim=dims)
 
 
+def unit_signal(module: nn.Module, inputs: tuple, out: Tensor) -> Tensor:
+    """What the dead-unit rule watches: the output of ReLU-like modules, else the pre-activation."""
+    return out if isinstance(module, EXACT_ZERO_TYPES) else inputs[0]
+
+
 class ActivationMonitor:
-    """Counts zeros (dynamic) and per-unit maxima (static) of every activation module's output.
+    """Counts zeros (dynamic) and per-unit maxima (static) of every activation module.
 
     Both counters are off until enabled; an enabled counter costs one small reduction per
-    activation module per forward. Values stay on the device until read.
+    activation module per forward. Values stay on the device until read. Zeros are counted in
+    training-mode forwards only; units are tracked by :func:`unit_signal` against ``eps``.
     """
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, eps: float = 0.0):
         self.modules = activation_modules(model)
+        self.eps = eps
         self.count_zeros = False
         self.track_units = False
         self._nonzero: Tensor | None = None
@@ -63,13 +87,13 @@ class ActivationMonitor:
 
     def _hook(self, name: str) -> Callable:
         def hook(module: nn.Module, inputs: tuple, out: Tensor) -> None:
-            if self.count_zeros:  # zeros = entries - non-zeros, read only when asked
+            if self.count_zeros and module.training:  # zeros = entries - non-zeros, read only when asked
                 if self._nonzero is None:
                     self._nonzero = torch.zeros((), dtype=torch.float64, device=out.device)
                 self._nonzero.add_(nonzero_count(out))
                 self._entries += out.numel()
             if self.track_units:
-                m = _unit_max(out).float()
+                m = _unit_max(unit_signal(module, inputs, out)).float()
                 prev = self._unit_max.get(name)
                 self._unit_max[name] = m if prev is None else torch.maximum(prev, m)
         return hook
@@ -89,16 +113,43 @@ class ActivationMonitor:
         self._unit_max = {}
 
     def dead_units(self) -> dict[str, Tensor]:
-        """Per activation module, a bool tensor (units,) — True where the output was never > 0."""
-        return {name: (m <= 0) for name, m in self._unit_max.items()}
+        """Per activation module, a bool tensor (units,): True where the signal never exceeded eps."""
+        return {name: (m <= self.eps) for name, m in self._unit_max.items()}
 
     def dead_unit_rate(self) -> float:
         """Statically dead units / all units seen (NaN if nothing was seen)."""
-        dead = self.dead_units()
-        total = sum(d.numel() for d in dead.values())
-        return float(sum(int(d.sum()) for d in dead.values())) / total if total else float("nan")
+        count, total = dead_unit_count(self.dead_units())
+        return count / total if total else float("nan")
 
     def remove(self) -> None:
         for h in self._handles:
             h.remove()
         self._handles = []
+
+
+def dead_unit_count(dead: dict[str, Tensor]) -> tuple[int, int]:
+    """(dead units, units) over the per-module bool tensors of :meth:`ActivationMonitor.dead_units`."""
+    return sum(int(d.sum()) for d in dead.values()), sum(d.numel() for d in dead.values())
+
+
+@torch.no_grad()
+def probe_dead_units(model: nn.Module, x: Tensor, batch_size: int = PROBE_BATCH,
+                     eps: float = 0.0) -> dict[str, Tensor]:
+    """Dead units of ``model`` on the probe inputs ``x``: per activation module, a bool (units,).
+
+    One eval-mode pass (BatchNorm on its running statistics, no dropout) over ``x`` in batches of
+    ``batch_size``; a unit is dead when its :func:`unit_signal` is ≤ ``eps`` for every sample and
+    position (DemP's logical AND across batches). The model's training mode is restored; nothing
+    else changes (no gradients, no BatchNorm statistics, no random numbers).
+    """
+    monitor = ActivationMonitor(model, eps=eps)
+    monitor.track_units = True
+    was_training = model.training
+    model.eval()
+    try:
+        for i in range(0, x.shape[0], batch_size):
+            model(x[i:i + batch_size])
+    finally:
+        model.train(was_training)
+        monitor.remove()
+    return monitor.dead_units()

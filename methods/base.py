@@ -19,6 +19,13 @@ numbers, so a user can drive a method from their own loop::
 
 Steps are counted from 1 (the step just taken); epochs from 0. The learning rate restarts every
 ``plan.lr_cycle_epochs`` epochs (IMP retrains each round with a fresh schedule).
+
+A method that watches activations (``wants_probe = True``: DNR, DemP) is given a fixed probe
+batch of training inputs before ``attach``, ``method.set_probe(x)``: eval-mode checks run on it
+(the training loop passes a fixed slice of the un-augmented training split; methods never read
+data themselves). Besides the weight ``masks``, a method may mask other parameters (biases,
+BatchNorm γ/β of whole pruned units) with ``set_param_masks``; both kinds stay exactly zero,
+optimizer state included.
 """
 from __future__ import annotations
 
@@ -104,6 +111,8 @@ class PruningMethod:
     has_prune_events: ClassVar[bool] = False
     #: Set when sparsity is an outcome of one hyperparameter that the harness must search.
     calibration: ClassVar[Calibration | None] = None
+    #: True when the method needs :meth:`set_probe` (a fixed batch of training inputs) before attach.
+    wants_probe: ClassVar[bool] = False
 
     def __init__(self, target_sparsity: float = 0.0, hparams: Any = None, seed: int = 0):
         if not 0.0 <= target_sparsity < 1.0:
@@ -113,6 +122,9 @@ class PruningMethod:
         self.seed = seed
         self.masks: dict[str, Tensor] = {}
         self.weights: dict[str, nn.Parameter] = {}
+        self.param_masks: dict[str, Tensor] = {}
+        self.probe: Tensor | None = None
+        self._params: dict[str, nn.Parameter] = {}
         self.model: nn.Module | None = None
         self.optimizer: torch.optim.Optimizer | None = None
         self.steps_per_epoch = 0
@@ -121,6 +133,10 @@ class PruningMethod:
         self._mask_lists: tuple[list, list] = ([], [])
 
     # configuration ------------------------------------------------------------------------
+    def set_probe(self, x: Tensor) -> None:
+        """Fixed probe inputs (un-augmented training images) for eval-mode activation checks."""
+        self.probe = x
+
     def plan(self, epochs: int) -> EpochPlan:
         """The epoch budget this method trains when the grid asks for ``epochs``."""
         return EpochPlan(total_epochs=epochs, lr_cycle_epochs=epochs)
@@ -147,6 +163,9 @@ class PruningMethod:
         self.check(model, steps_per_epoch, total_epochs)
         self.model, self.optimizer = model, optimizer
         self.steps_per_epoch, self.total_epochs = steps_per_epoch, total_epochs
+        self._params = dict(model.named_parameters())
+        if self.wants_probe and self.probe is None:
+            raise ValueError(f"method {self.name!r} watches activations: call set_probe(x) before attach")
         self._mask_by_gradient = type(optimizer) in MASK_BY_GRADIENT
 
     @property
@@ -160,7 +179,7 @@ class PruningMethod:
         The base then masks the gradients of pruned weights (see :meth:`apply_masks`). An override
         that reads dense gradients does so first and calls ``super().after_backward(step)`` last.
         """
-        if self.masks and self._mask_by_gradient:
+        if self._mask_lists[0] and self._mask_by_gradient:
             mask_gradients(*self._mask_lists)
 
     def after_step(self, step: int) -> None:
@@ -175,7 +194,21 @@ class PruningMethod:
     def set_masks(self, masks: dict[str, Tensor]) -> None:
         """Install keep-masks (bool or 0/1) and apply them at once to weights and optimizer state."""
         self.masks = masks_like(self.weights, masks)
-        self._mask_lists = mask_lists(self.weights, self.masks)
+        self._refresh_mask_lists()
+
+    def set_param_masks(self, masks: dict[str, Tensor]) -> None:
+        """Install keep-masks on parameters other than ``weights`` (biases, BN γ/β; by name).
+
+        They act exactly like weight masks (parameter and optimizer state kept at zero) but are
+        not part of the weight-sparsity selection: whole-unit pruning uses them.
+        """
+        self.param_masks = masks_like(self._params, masks)
+        self._refresh_mask_lists()
+
+    def _refresh_mask_lists(self) -> None:
+        weights, masks = mask_lists(self.weights, self.masks)
+        params, param_masks = mask_lists(self._params, self.param_masks)
+        self._mask_lists = (weights + params, masks + param_masks)
         self.apply_masks()
 
     def apply_masks(self) -> None:
@@ -188,7 +221,7 @@ class PruningMethod:
         optimizer gets this full re-application after every step. Change masks only through
         :meth:`set_masks`.
         """
-        if self.masks:
+        if self._mask_lists[0]:
             apply_mask_lists(*self._mask_lists, self.optimizer)
 
     # checkpointing ---------------------------------------------------------------------------
@@ -196,13 +229,16 @@ class PruningMethod:
     state_attributes: ClassVar[tuple[str, ...]] = ()
 
     def state_dict(self) -> dict[str, Any]:
-        state = {"masks": {n: m.detach().cpu() for n, m in self.masks.items()}}
+        state = {"masks": {n: m.detach().cpu() for n, m in self.masks.items()},
+                 "param_masks": {n: m.detach().cpu() for n, m in self.param_masks.items()}}
         state.update({a: getattr(self, a) for a in self.state_attributes})
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for a in self.state_attributes:
             setattr(self, a, state[a])
+        if state.get("param_masks"):
+            self.set_param_masks(state["param_masks"])
         if state["masks"]:
             self.set_masks(state["masks"])
 

@@ -149,3 +149,26 @@ def lr_at(step: int, steps_per_cycle: int, base_lr: float, schedule: str,
 
 
 LR_SCHEDULES = ("cosine", "step", "constant")
+
+
+def one_cycle(step: int, span: int, peak: float, pct_start: float = 0.3, div_factor: float = 25.0,
+              final_div_factor: float = 1e4) -> float:
+    """DemP's one-cycle cosine schedule (optax ``cosine_onecycle_schedule``) at 0-based ``step``.
+
+    Dufort-Labbé et al., arXiv 2403.07688 (code SimonDufLab/Maxwell_demon) put the regularisation
+    strength λ and the update-noise std σ on it. It starts at ``peak / div_factor``, rises by a
+    half-cosine to ``peak`` at step ⌊pct_start·span⌋, falls by a half-cosine to
+    ``peak / (div_factor·final_div_factor)`` (peak/2.5e5 by default) at step ``span`` and stays
+    there. The boundaries are truncated to integers as optax does.
+    """
+    if span < 1:
+        raise ValueError(f"the one-cycle span must be at least one step, got {span}")
+    start, final = peak / div_factor, peak / (div_factor * final_div_factor)
+    top, end = int(pct_start * span), int(span)
+    if step >= end:
+        return final
+    if step < top:
+        a, b, frac = start, peak, step / top
+    else:
+        a, b, frac = peak, final, (step - top) / (end - top)
+    return b + (a - b) / 2.0 * (math.cos(math.pi * frac) + 1.0)

@@ -118,7 +118,7 @@ def test_method_hyperparameter_flags_reach_the_runs(tmp_path):
 
 
 NO_CUDA = not torch.cuda.is_available()
-CORE_METHODS = "dense, gmp, granet, granet-st, grda, imp, magnitude, random, rigl, set"
+CORE_METHODS = "demp, dense, dnr, gmp, granet, granet-st, grda, imp, magnitude, random, rigl, set"
 
 
 @pytest.mark.parametrize("args, message", [

@@ -259,7 +259,7 @@ def test_the_method_has_no_masks_no_prune_events_and_ignores_momentum():
     assert type(opt) is GRDA and opt.param_groups[0]["lr"] == 0.05
     assert set(opt.defaults) == {"lr", "c", "mu", "lr_scale", "foreach"}  # no momentum, no decay
     method.attach(net, opt, steps_per_epoch=10, total_epochs=1)
-    assert method.masks == {} and method.state_dict() == {"masks": {}}
+    assert method.masks == {} and method.state_dict() == {"masks": {}, "param_masks": {}}
 
 
 def test_a_target_with_c_zero_outside_the_harness_is_an_error():

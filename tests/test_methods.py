@@ -42,9 +42,10 @@ def drive(method, model, steps_per_epoch=10, epochs=4, on_step=None):
 
 
 def test_registry_lists_methods_and_rejects_unknown_names():
-    assert {"dense", "gmp", "grda", "imp", "magnitude", "random"} <= set(methods.available_methods())
+    assert {"demp", "dense", "dnr", "gmp", "granet", "granet-st", "grda", "imp", "magnitude", "random",
+            "rigl", "set"} <= set(methods.available_methods())
     assert all(methods.method_descriptions().values())
-    with pytest.raises(ValueError, match="unknown method 'nope'; choose from: dense, gmp"):
+    with pytest.raises(ValueError, match="unknown method 'nope'; choose from: demp, dense, dnr, gmp"):
         methods.get_method("nope")
     with pytest.raises(ValueError, match="has no hyperparameter frac"):
         methods.get_method("gmp", 0.5, frac=0.1)

@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from methods.schedules import PruneWindow, cubic_sparsity, lr_at
+from methods.schedules import PruneWindow, cubic_sparsity, lr_at, one_cycle
 
 
 def test_cubic_schedule_by_hand():
@@ -59,3 +59,16 @@ def test_lr_schedules():
     assert lr_at(30, 100, 0.1, "constant") == 0.1
     with pytest.raises(ValueError, match="unknown lr schedule"):
         lr_at(0, 10, 0.1, "linear")
+
+
+def test_one_cycle_start_peak_end_by_hand():
+    """DemP's optax one-cycle: peak/25 → peak at ⌊0.3·span⌋ → peak/2.5e5 at span, cosine in between."""
+    assert one_cycle(0, 100, 1.0) == pytest.approx(0.04)
+    assert one_cycle(15, 100, 1.0) == pytest.approx(1 + (0.04 - 1) / 2)       # half-way up: cos(π/2) = 0
+    assert one_cycle(30, 100, 1.0) == pytest.approx(1.0)
+    assert one_cycle(65, 100, 1.0) == pytest.approx(4e-6 + (1 - 4e-6) / 2)   # half-way down
+    assert one_cycle(100, 100, 1.0) == pytest.approx(4e-6)
+    assert one_cycle(10_000, 100, 5e-5) == pytest.approx(5e-5 / 2.5e5)
+    assert one_cycle(2, 7, 1.0) == pytest.approx(1.0)                         # peak at int(2.1) = 2
+    with pytest.raises(ValueError, match="span"):
+        one_cycle(0, 0, 1.0)
