@@ -100,7 +100,8 @@ def test_the_script_itself_exits_2_without_a_traceback(tmp_path):
     proc = run_cli(*FAST, "--methods", "nope", "--out", str(tmp_path / "never"))
     assert proc.returncode == 2
     assert proc.stderr == ("run_benchmarks.py: error: unknown method 'nope'; choose from: "
-                           "dense, gmp, imp, magnitude, random\n")
+                           "dense, gmp, imp, magnitude, random (or <base>+ap with base one of: "
+                           "gmp, imp, magnitude, random)\n")
 
 
 def test_missing_data_is_one_line_with_exit_code_2(tmp_path, capsys):
@@ -116,8 +117,8 @@ def test_missing_data_is_one_line_with_exit_code_2(tmp_path, capsys):
 def test_list_names_every_registry(capsys):
     assert main(["--list"]) == 0
     listed = capsys.readouterr().out
-    for name in ["gmp", "imp", "magnitude", "random", "dense", "mlp", "resnet20", "vgg16", "fashion-mnist",
-                 "cifar100", "synthetic", "quick"]:
+    for name in ["gmp", "imp", "magnitude", "random", "dense", "ap", "mlp", "resnet20", "vgg16",
+                 "fashion-mnist", "cifar100", "synthetic", "quick"]:
         assert f"  {name} " in listed
 
 

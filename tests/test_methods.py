@@ -42,7 +42,9 @@ def drive(method, model, steps_per_epoch=10, epochs=4, on_step=None):
 
 
 def test_registry_lists_methods_and_rejects_unknown_names():
-    assert methods.available_methods() == ["dense", "gmp", "imp", "magnitude", "random"]
+    assert methods.available_methods() == ["dense", "gmp", "gmp+ap", "imp", "imp+ap", "magnitude",
+                                           "magnitude+ap", "random", "random+ap"]
+    assert list(methods.method_descriptions()) == ["dense", "gmp", "imp", "magnitude", "random"]
     assert all(methods.method_descriptions().values())
     with pytest.raises(ValueError, match="unknown method 'nope'; choose from: dense, gmp"):
         methods.get_method("nope")
