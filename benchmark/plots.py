@@ -24,7 +24,7 @@ from matplotlib.lines import Line2D
 from benchmark.report import DENSE, cell_keys
 from benchmark.store import SPEC_PREFIX, atomic_write_bytes
 
-FIGURE_NAMES = ("sparsity_vs_accuracy.png", "dead_rate_dynamic.png", "layer_sparsity.png")
+FIGURE_NAMES = ("sparsity_vs_accuracy.png", "dead_rate_dynamic.png", "layer_sparsity.png", "ap_effect.png")
 DPI = 150
 DENSE_COLOR = "#3a3a3a"
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "<", ">", "h", "*", "p"]
@@ -55,6 +55,7 @@ def render_figures(runs: pd.DataFrame, results: list[dict], board: pd.DataFrame)
         FIGURE_NAMES[0]: lambda: _fig_accuracy(cells, style),
         FIGURE_NAMES[1]: lambda: _fig_dead_rate(cells, style, _history_frame(complete, run_cell)),
         FIGURE_NAMES[2]: lambda: _fig_layers(cells, style, _layer_frame(complete, run_cell)),
+        FIGURE_NAMES[3]: lambda: _fig_ap_effect(cells, style),
     }
     figures = {}
     with _rc():
@@ -63,6 +64,11 @@ def render_figures(runs: pd.DataFrame, results: list[dict], board: pd.DataFrame)
             if fig is not None:
                 figures[name] = _png(fig)
     return figures
+
+
+def _fig_ap_effect(cells: pd.DataFrame, style: "_Style") -> Figure | None:
+    from benchmark.plot_ap_effect import fig_ap_effect  # it imports this module's helpers
+    return fig_ap_effect(cells, style.color)
 
 
 # ----------------------------------------------------------------------------------------------
