@@ -37,9 +37,9 @@ sees whatever the base did right after pruning (IMP's rewind, GraNet's regrowth)
 
 Deviations from the official code (on purpose): AP's count is exactly round(q/p · k) rather than
 ⌊q · N_alive⌋ plus every weight tied at the threshold (``<=``); BN weights and biases are never in
-either pool (the official pool double-counts them); the reference is the weights at the start of
-the current round or event window, as there, but taken from our masked weights rather than a
-state dict captured after the optimizer's first step of the round.
+either pool (the official pool double-counts them); the official code only has IMP as a base, so
+for bases without rounds (``gmp``, ``magnitude``, GraNet) "the start of the round" is read as the
+previous prune event (or attach time), the same rule that gives IMP its rewind point.
 """
 from __future__ import annotations
 
