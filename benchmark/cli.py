@@ -160,6 +160,7 @@ def listing() -> str:
         width = max(map(len, items)) + 2
         return [title] + [f"  {k.ljust(width)}{v}" for k, v in items.items()] + [""]
     lines = block("methods:", methods.method_descriptions())
+    lines += block("modifiers (write <base>+<modifier>):", methods.modifier_descriptions())
     lines += block("models:", model_descriptions())
     lines += block("datasets:", dataset_descriptions())
     lines += block("presets:", {n: p.description for n, p in PRESETS.items()})
@@ -190,7 +191,10 @@ def _validate(cfg: dict[str, Any]) -> None:
         if value not in valid:
             raise UsageError(unknown_name(what, value, valid))
     for m in cfg["methods"]:
-        choose(m, methods.available_methods(), "method")
+        try:
+            methods.get_method_class(m)  # its message names the valid methods (and +ap bases)
+        except ValueError as err:
+            raise UsageError(str(err)) from None
     choose(cfg["dataset"], available_datasets(), "dataset")
     choose(cfg["model"], available_models(), "model")
     choose(cfg["activation"], available_activations(), "activation")

@@ -24,7 +24,8 @@ from matplotlib.lines import Line2D
 from benchmark.report import DENSE, cell_keys
 from benchmark.store import SPEC_PREFIX, atomic_write_bytes
 
-FIGURE_NAMES = ("sparsity_vs_accuracy.png", "dead_rate_dynamic.png", "layer_sparsity.png")
+FIGURE_NAMES = ("sparsity_vs_accuracy.png", "dead_rate_dynamic.png", "layer_sparsity.png", "dead_units.png",
+                "ap_effect.png")
 DPI = 150
 DENSE_COLOR = "#3a3a3a"
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "<", ">", "h", "*", "p"]
@@ -55,7 +56,8 @@ def render_figures(runs: pd.DataFrame, results: list[dict], board: pd.DataFrame)
         FIGURE_NAMES[0]: lambda: _fig_accuracy(cells, style),
         FIGURE_NAMES[1]: lambda: _fig_dead_rate(cells, style, _history_frame(complete, run_cell)),
         FIGURE_NAMES[2]: lambda: _fig_layers(cells, style, _layer_frame(complete, run_cell)),
-        "dead_units.png": lambda: _fig_dead_units(cells, style, complete, run_cell),
+        FIGURE_NAMES[3]: lambda: _fig_dead_units(cells, style, complete, run_cell),
+        FIGURE_NAMES[4]: lambda: _fig_ap_effect(cells, style),
     }
     figures = {}
     with _rc():
@@ -64,6 +66,11 @@ def render_figures(runs: pd.DataFrame, results: list[dict], board: pd.DataFrame)
             if fig is not None:
                 figures[name] = _png(fig)
     return figures
+
+
+def _fig_ap_effect(cells: pd.DataFrame, style: "_Style") -> Figure | None:
+    from benchmark.plot_ap_effect import fig_ap_effect  # it imports this module's helpers
+    return fig_ap_effect(cells, style.color)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -242,12 +249,15 @@ def _measured(cells: pd.DataFrame) -> pd.Series:
     return cells["sparsity"].fillna(cells["target_sparsity"])
 
 
-def _sparsity_axis(ax: Axes, targets: np.ndarray, measured: np.ndarray) -> None:
+def _sparsity_axis(ax: Axes, targets: np.ndarray, measured: np.ndarray | None = None) -> None:
     """Logit x axis when every target and measured point is in (0, 1) (so 90/95/99% spread out), else
-    linear; ticks at the targets, limits covering the measured points too."""
+    linear; ticks at the targets, limits covering the measured points too (when given: then the
+    axis is labelled as measured sparsity, else as target sparsity)."""
     targets = np.sort(np.asarray(targets, dtype=float))
-    points = np.sort(np.concatenate([targets, np.asarray(measured, dtype=float)]))
-    ax.set_xlabel("measured sparsity (% of prunable weights; ticks at the targets)")
+    extra = np.asarray([] if measured is None else measured, dtype=float)
+    points = np.sort(np.concatenate([targets, extra]))
+    ax.set_xlabel("target sparsity (% of prunable weights)" if measured is None
+                  else "measured sparsity (% of prunable weights; ticks at the targets)")
     if len(targets) and ((points > 0) & (points < 1)).all():
         ax.set_xscale("logit")
         logits = np.log(points / (1 - points))

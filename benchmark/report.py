@@ -34,6 +34,9 @@ BOARD_COLUMNS = [
 EXTRA_COLUMNS = [
     "top1_std", "delta_vs_dense", "n_runs", "n_missing", "val_top1", "activation", "method_base",
     "method_hparams", "train_config", "cell_id", "calibration_value", "calibration_probes",
+    # x+ap cells: paired-by-seed deltas against x (benchmark/ap_effect.py)
+    "ap_base", "ap_seeds", "ap_base_top1", "ap_delta_top1", "ap_delta_top1_ci95", "ap_base_dnr",
+    "ap_delta_dnr", "ap_delta_dnr_ci95",
 ]
 #: Metrics averaged over the complete seeds of a cell.
 MEAN_METRICS = [
@@ -241,6 +244,8 @@ def leaderboard(runs: pd.DataFrame, sparsity_tolerance: float = 0.01,
             for key, group in runs.groupby(keys, sort=True)]
     board = pd.DataFrame(rows)
     board["delta_vs_dense"] = _delta_vs_dense(board)
+    from benchmark.ap_effect import ap_effect  # it imports this module's helpers
+    board = board.join(ap_effect(runs, keys), on="cell_id")
     board = board.sort_values(
         ["dataset", "model", "target_sparsity", "top1", "method", "cell_id"],
         ascending=[True, True, True, False, True, True], na_position="last", kind="mergesort")
@@ -334,7 +339,9 @@ def to_markdown(board: pd.DataFrame, sparsity_tolerance: float | None = None) ->
             "", "Calibrated methods (sparsity set by a searched hyperparameter, e.g. gRDA's c): *epochs* and "
             "*time (s)* read `run + search`, the search being the probe runs that found the value "
             "(once per cell, shared by its seeds; the CSV's calibration_value holds the value)."]
-    return "\n".join(lines)
+    from benchmark.ap_effect import ap_markdown
+    section = ap_markdown(board)
+    return "\n".join(lines + ([section] if section else []))
 
 
 # ----------------------------------------------------------------------------------------------

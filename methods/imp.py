@@ -2,7 +2,8 @@
 
 Frankle & Carbin, *The Lottery Ticket Hypothesis: Finding Sparse, Trainable Neural Networks*,
 ICLR 2019; late rewinding from Frankle, Dziugaite, Roy & Carbin, *Linear Mode Connectivity and
-the Lottery Ticket Hypothesis*, ICML 2020. Also the base method of the official AP code.
+the Lottery Ticket Hypothesis*, ICML 2020. Also the base method of the official AP code, whose
+default ``--prune_type reinit`` re-initialises the net every round (``rewind=reinit`` here).
 """
 from __future__ import annotations
 
@@ -10,8 +11,13 @@ import copy
 import math
 from dataclasses import dataclass
 
+import torch
+
 from methods.base import EpochPlan, MaskedMethod
 from methods.hparams import MaskHparams, hp
+from methods.reinit import reinitialise
+
+REWINDS = ("weights", "reinit")
 
 
 @dataclass(frozen=True)
@@ -21,6 +27,15 @@ class IMPHparams(MaskHparams):
     rewind_epoch: float = hp(0.0, "rewind point, in epochs into the first (dense) round: 0 = the "
                              "initial weights θ0 (Frankle & Carbin); > 0 = late rewinding",
                              range=(0.0, None))
+    rewind: str = hp("weights", "what survivors restart from each round: the rewind point "
+                     "(weights: θ0, or θ at rewind_epoch) or a fresh random initialisation drawn "
+                     "like the model factory's (reinit: the official AP code's default)",
+                     choices=REWINDS)
+
+    def __post_init__(self) -> None:
+        if self.rewind == "reinit" and self.rewind_epoch > 0:
+            raise ValueError(f"rewind=reinit draws a fresh initialisation every round, so rewind_epoch "
+                             f"must be 0 (got {self.rewind_epoch:g})")
 
 
 def imp_rounds(target_sparsity: float, prune_fraction: float) -> int:
@@ -47,10 +62,17 @@ class IMP(MaskedMethod):
     resets the optimizer state and the LR schedule, and retrains for E epochs. The real budget is
     therefore (r + 1)·E epochs, and the leaderboard's ``epochs`` column shows it.
 
+    ``rewind=reinit`` replaces the rewind by a fresh random initialisation each round (masked), as
+    the official AP code's default ``--prune_type reinit`` does. It draws from a seed derived from
+    the run seed and the round (:func:`reinit_seed`), under a forked RNG, so the shared data order
+    is untouched, and it draws exactly what the model factory draws (each module's default
+    initialisation, then ``models.registry.init_weights``; BN statistics reset), not the official
+    code's Xavier-normal ``weight_init``: every method of a grid keeps one initialisation scheme.
+
     Deviations from the official AP code, on purpose (spec ``ap.md``): optimizer momentum is reset
     at every rewind (otherwise stale momentum revives pruned weights), biases are rewound from a
-    true copy, BN parameters and biases are never in the pruning pool, and rewinding goes to θ0
-    (or an early-training point) rather than a fresh random re-initialisation.
+    true copy, BN parameters and biases are never in the pruning pool, and the round after a prune
+    is trained once (the official code trains it twice, logging only the second run).
     """
 
     name = "imp"
@@ -79,14 +101,14 @@ class IMP(MaskedMethod):
         self.rewind_step = round(self.hp.rewind_epoch * steps_per_epoch)
         self.round = 0
         self.rewind_state = None
-        if self.rewind_step == 0:
+        if self.rewind_step == 0 and self.hp.rewind == "weights":
             self._snapshot()
 
     def _snapshot(self) -> None:
         self.rewind_state = copy.deepcopy(self.model.state_dict())
 
     def after_step(self, step: int) -> None:
-        if step == self.rewind_step:
+        if step == self.rewind_step and self.hp.rewind == "weights":
             self._snapshot()
         super().after_step(step)
 
@@ -99,7 +121,16 @@ class IMP(MaskedMethod):
         self.rewind()
 
     def rewind(self) -> None:
-        """Weights and BN statistics back to the rewind point (masked); fresh optimizer state."""
-        self.model.load_state_dict(self.rewind_state)
+        """Weights and BN statistics to the rewind point or freshly drawn (masked); fresh optimizer state."""
+        if self.hp.rewind == "reinit":
+            reinitialise(self.model, reinit_seed(self.seed, self.round))
+        else:
+            self.model.load_state_dict(self.rewind_state)
         self.optimizer.state.clear()
         self.apply_masks()
+
+
+def reinit_seed(run_seed: int, round_: int) -> int:
+    """Seed of round ``round_``'s (≥ 1) fresh draw: draw number ``round_`` of a run-seeded generator."""
+    gen = torch.Generator().manual_seed(run_seed)
+    return int(torch.randint(0, 2 ** 62, (round_,), generator=gen)[-1])

@@ -118,7 +118,8 @@ def test_method_hyperparameter_flags_reach_the_runs(tmp_path):
 
 
 NO_CUDA = not torch.cuda.is_available()
-CORE_METHODS = "demp, dense, dnr, gmp, granet, granet-st, grda, imp, magnitude, random, rigl, set"
+CORE_METHODS = ("demp, dense, dnr, gmp, granet, granet-st, grda, imp, magnitude, random, rigl, set (or "
+                "<base>+ap with base one of: dnr, gmp, granet, granet-st, imp, magnitude, random)")
 
 
 @pytest.mark.parametrize("args, message", [
@@ -215,8 +216,8 @@ def test_missing_data_is_one_line_with_exit_code_2(tmp_path, capsys, dataset):
 def test_list_names_every_registry(capsys):
     assert main(["--list"]) == 0
     listed = capsys.readouterr().out
-    for name in ["gmp", "imp", "magnitude", "random", "dense", "mlp", "resnet20", "vgg16", "fashion-mnist",
-                 "cifar100", "synthetic", "quick"]:
+    for name in ["gmp", "imp", "magnitude", "random", "dense", "ap", "mlp", "resnet20", "vgg16",
+                 "fashion-mnist", "cifar100", "synthetic", "quick"]:
         assert f"  {name} " in listed
 
 

@@ -42,8 +42,12 @@ def drive(method, model, steps_per_epoch=10, epochs=4, on_step=None):
 
 
 def test_registry_lists_methods_and_rejects_unknown_names():
-    assert {"demp", "dense", "dnr", "gmp", "granet", "granet-st", "grda", "imp", "magnitude", "random",
-            "rigl", "set"} <= set(methods.available_methods())
+    assert methods.available_methods() == [
+        "demp", "dense", "dnr", "dnr+ap", "gmp", "gmp+ap", "granet", "granet+ap", "granet-st", "granet-st+ap",
+        "grda", "imp", "imp+ap", "magnitude", "magnitude+ap", "random", "random+ap", "rigl", "set"]
+    assert list(methods.method_descriptions()) == [
+        "demp", "dense", "dnr", "gmp", "granet", "granet-st", "grda", "imp", "magnitude", "random", "rigl",
+        "set"]
     assert all(methods.method_descriptions().values())
     with pytest.raises(ValueError, match="unknown method 'nope'; choose from: demp, dense, dnr, gmp"):
         methods.get_method("nope")
