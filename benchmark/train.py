@@ -8,6 +8,7 @@ the method's hooks around ``backward`` and ``step``. Dead-neuron counting rides 
 from __future__ import annotations
 
 import io
+import math
 import os
 import platform
 import socket
@@ -232,6 +233,10 @@ class DivergenceGuard:
 
     def observe(self, loss: torch.Tensor, step: int) -> None:
         """Note the loss of 1-based optimizer ``step``; raise :class:`Diverged` when it is time to look."""
+        if self.every == 1:  # host memory: reading the value is the cheapest check (a few µs)
+            if not math.isfinite(loss.item()):
+                raise Diverged(epoch=(step - 1) // self.steps_per_epoch + 1, step=step)
+            return
         bad = ~torch.isfinite(loss.detach())
         self.first_bad = torch.where(bad & (self.first_bad == 0), step, self.first_bad)
         if step % self.every == 0:

@@ -17,7 +17,10 @@ noise give more dead units. Both act through the method hooks, so the training l
   seeded generator, never the global RNG, so data order and initialisation stay those of every
   other method.
 
-λ(t) and σ(t) follow :func:`methods.schedules.one_cycle` over ``span`` steps (peak at 30%).
+λ(t) and σ(t) follow :func:`methods.schedules.one_cycle` over ``span`` steps (peak at 30%). After
+the span both are 0 rather than the one-cycle's residual peak/2.5e5 (DemP keeps that residual):
+σ = 2e-10 and λ = 4e-9 change no fp32 weight of ordinary scale, and skipping them saves a Gaussian
+draw for every parameter at every remaining step (the largest per-step cost of the family).
 """
 from __future__ import annotations
 
@@ -74,12 +77,16 @@ class DeathPressure:
         self.generator = torch.Generator(device=device).manual_seed(int(seed) * 7919 + 17)
 
     def lam(self, step: int) -> float:
-        """λ at 1-based ``step`` (the schedule's 0-based step ``step − 1``)."""
-        return one_cycle(step - 1, self.span, self.lambda_peak) if self.lambda_peak else 0.0
+        """λ at 1-based ``step`` (the schedule's 0-based step ``step − 1``; 0 after the span)."""
+        if not self.lambda_peak or step > self.span:
+            return 0.0
+        return one_cycle(step - 1, self.span, self.lambda_peak)
 
     def sigma(self, step: int) -> float:
-        """σ at 1-based ``step``."""
-        return one_cycle(step - 1, self.span, self.noise_peak) if self.noise_peak else 0.0
+        """σ at 1-based ``step`` (0 after the span)."""
+        if not self.noise_peak or step > self.span:
+            return 0.0
+        return one_cycle(step - 1, self.span, self.noise_peak)
 
     @torch.no_grad()
     def add_penalty_grad(self, step: int) -> None:

@@ -72,3 +72,13 @@ def test_one_cycle_start_peak_end_by_hand():
     assert one_cycle(2, 7, 1.0) == pytest.approx(1.0)                         # peak at int(2.1) = 2
     with pytest.raises(ValueError, match="span"):
         one_cycle(0, 0, 1.0)
+
+
+def test_death_pressure_stops_after_its_span():
+    from torch import nn
+
+    from methods.pressure import DeathPressure
+    pressure = DeathPressure(nn.Linear(2, 2), [], lambda_peak=1e-3, noise_peak=5e-5, span=10, seed=0)
+    assert pressure.lam(4) == pytest.approx(1e-3) and pressure.sigma(4) == pytest.approx(5e-5)  # the peak
+    assert pressure.lam(10) > 0 and pressure.sigma(10) > 0   # the span's last step
+    assert pressure.lam(11) == 0.0 and pressure.sigma(11) == 0.0
