@@ -26,7 +26,8 @@ from benchmark import calibration
 from benchmark.batching import steps_per_epoch
 from benchmark.data import (Dataset, DataUnavailableError, available_datasets, dataset_descriptions,
                             load_dataset)
-from benchmark.executors import EXECUTORS, GridSummary, execute
+from benchmark.backends import EXECUTORS, Resources, assign_gpus
+from benchmark.executors import GridSummary, execute
 from benchmark.presets import DEFAULTS, PRESETS, get_preset
 from benchmark.schema import describe_reasons
 from benchmark.spec import RunSpec, plan_grid
@@ -122,17 +123,27 @@ def build_parser() -> argparse.ArgumentParser:
     execution.add_argument("--device", help="auto (CUDA when available), cpu, cuda, cuda:N")
     execution.add_argument("--amp", action=argparse.BooleanOptionalAction, help="mixed precision on CUDA")
     execution.add_argument("--executor", choices=EXECUTORS, default="inline",
-                           help="inline: one run after another in this process; local: worker "
-                                "processes; ray: a Ray cluster")
+                           help="inline: one run after another in this process; local: --workers worker "
+                                "processes on this machine; ray: a Ray cluster (RAY_ADDRESS, else a local "
+                                "instance); submitit: SLURM job arrays (submitit's local executor without "
+                                "SLURM)")
     execution.add_argument("--workers", type=int, default=1,
                            help="worker processes (executor local; default 1)")
     execution.add_argument("--threads", type=int, default=None,
-                           help="CPU threads per run (default: cores ÷ workers); part of the run id, "
-                           "because results on a CPU depend on it")
-    execution.add_argument("--gpus-per-run", type=finite_float, default=1.0,
-                           help="GPU share per run (executor ray; default 1); 0.25 packs four runs on a GPU")
+                           help="CPU threads per run (default: cores ÷ concurrent runs); part of the run "
+                           "id, because results on a CPU depend on it")
+    execution.add_argument("--gpus-per-run", type=finite_float, default=None,
+                           help="GPU share per run: 0.25 packs four runs on a GPU (local: at most ⌊1/G⌋ "
+                           "workers per GPU, default: as many as --workers asks; ray: default 1; "
+                           "submitit: rounded up to whole GPUs per job, default 0)")
     execution.add_argument("--cpus-per-run", type=finite_float, default=1.0,
-                           help="CPUs per run (executor ray; default 1)")
+                           help="CPUs per run (executors ray and submitit; default 1)")
+    execution.add_argument("--slurm-partition", help="SLURM partition (executor submitit)")
+    execution.add_argument("--slurm-timeout-min", type=int, default=720,
+                           help="SLURM time limit per run in minutes (executor submitit; default 720)")
+    execution.add_argument("--compile", action="store_true",
+                           help="torch.compile each model (worth it on a GPU for long runs; compilation "
+                           "takes a minute, and the dead-neuron hooks split the graph)")
     execution.add_argument("--eval-every", type=int, help="test accuracy every N epochs (the last always)")
     execution.add_argument("--checkpoint-every", type=int,
                            help="checkpoint every N epochs so an interrupted run resumes (0 = never)")
@@ -264,8 +275,11 @@ def _main(argv: Sequence[str] | None) -> int:
         return 0
     specs, store = prepare(args)
     _warn_untrusted(store, [s.run_id for s in specs], "it will be computed again")
-    summary = execute(specs, store, executor=args.executor, workers=args.workers,
-                      gpus_per_run=args.gpus_per_run, cpus_per_run=args.cpus_per_run, force=args.force,
+    _warn_if_loaded()
+    resources = Resources(workers=args.workers, gpus_per_run=args.gpus_per_run,
+                          cpus_per_run=args.cpus_per_run, slurm_partition=args.slurm_partition,
+                          slurm_timeout_min=args.slurm_timeout_min)
+    summary = execute(specs, store, executor=args.executor, force=args.force, resources=resources,
                       show_progress=not args.no_progress)
     from benchmark.report import write_reports
     paths = write_reports(store, Path(args.out), run_ids=[s.run_id for s in specs],
@@ -293,9 +307,16 @@ def prepare(args: argparse.Namespace) -> tuple[list[RunSpec], RunStore]:
         cfg = resolve(args)
     except ValueError as err:
         raise UsageError(str(err)) from None
-    if args.workers < 1 or args.gpus_per_run < 0 or args.cpus_per_run <= 0 or args.sparsity_tolerance < 0:
-        raise UsageError("--workers must be ≥ 1, --gpus-per-run ≥ 0, --cpus-per-run > 0 and "
-                         "--sparsity-tolerance ≥ 0")
+    gpus = args.gpus_per_run
+    if args.workers < 1 or (gpus is not None and gpus < 0) or args.cpus_per_run <= 0 \
+            or args.sparsity_tolerance < 0 or args.slurm_timeout_min < 1:
+        raise UsageError("--workers must be ≥ 1, --gpus-per-run ≥ 0, --cpus-per-run > 0, "
+                         "--sparsity-tolerance ≥ 0 and --slurm-timeout-min ≥ 1")
+    if args.executor == "local":
+        try:
+            assign_gpus(args.workers, torch.cuda.device_count(), gpus)
+        except ValueError as err:
+            raise UsageError(str(err)) from None
     if args.threads is not None and args.threads < 1:
         raise UsageError(f"--threads must be ≥ 1, got {args.threads}")
     if not args.out.strip():
@@ -315,17 +336,35 @@ def prepare(args: argparse.Namespace) -> tuple[list[RunSpec], RunStore]:
                                   "val_fraction", "data_root", "device", "amp", "eval_every",
                                   "checkpoint_every"]}
     common["threads"] = args.threads or _default_threads(args)
+    common["compile"] = args.compile
     specs = plan_grid(method_names, cfg["sparsities"], cfg["seeds"], cfg["hparams"], **common)
     check_methods(specs, dataset)
     return specs, RunStore(_output_folder(args.out))
 
 
 def _default_threads(args: argparse.Namespace) -> int:
-    """CPU threads per run: the cores shared by the concurrent runs, so they never oversubscribe."""
-    if args.executor == "ray":
+    """CPU threads per run: the cores shared by the concurrent runs, so they never oversubscribe.
+
+    Measured on 2 cores (MLP, one Fashion-MNIST epoch): two processes with 2 threads each take
+    ~5× longer each than one alone (OpenMP threads spin against each other); with 1 thread each,
+    ~1.4× longer each, i.e. 1.4× the throughput of one run at a time.
+    """
+    if args.executor in ("ray", "submitit"):
         return max(1, int(args.cpus_per_run))
     concurrent = args.workers if args.executor == "local" else 1
     return max(1, cpu_cores() // concurrent)
+
+
+def _warn_if_loaded() -> None:
+    """One warning line when the machine is already busier than its cores (timings will suffer)."""
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        return
+    cores = cpu_cores()
+    if load > cores:
+        print(f"run_benchmarks.py: warning: the machine's load ({load:.1f}) already exceeds its {cores} "
+              f"cores; runs will be slower and their train_time_s not comparable", file=sys.stderr)
 
 
 def check_methods(specs: Sequence[RunSpec], dataset: Dataset) -> None:

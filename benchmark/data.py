@@ -15,10 +15,9 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from benchmark.batching import crop_flip
 from benchmark.idx import find_idx_files, read_idx
+from benchmark.synthetic import load_random_cifar, load_synthetic
 
 __all__ = [
     "DataUnavailableError", "Split", "Dataset", "available_datasets", "dataset_descriptions",
@@ -33,8 +32,6 @@ DEFAULT_ROOT = "data"
 DOWNLOAD_OFF = "downloading is turned off (--no-download)"
 #: Seed of the validation split (independent of the run seed).
 VAL_SPLIT_SEED = 0
-#: Seed of the synthetic data set (independent of the global RNG).
-SYNTHETIC_SEED = 20240607
 
 
 class DataUnavailableError(RuntimeError):
@@ -232,44 +229,6 @@ def _load_cifar(name: str, root: str | None, download: bool) -> tuple[tuple[torc
 
 
 # --------------------------------------------------------------------------------------------------
-# Synthetic
-# --------------------------------------------------------------------------------------------------
-
-SYNTHETIC_TRAIN, SYNTHETIC_TEST, SYNTHETIC_CLASSES = 2048, 512, 10
-# Tuned (Adam 1e-3, batch 64): logistic regression reaches ~75% test accuracy after 3 epochs, a
-# 784-100-10 MLP ~88% and LeNet-5 ~87% after 5 (both fit train to ~100%): learnable, not trivial.
-_SYN_SHIFT, _SYN_NOISE, _SYN_SHARED = 3, 1.0, 0.7
-
-
-def _synthetic_prototypes(gen: torch.Generator) -> torch.Tensor:
-    """Smooth class prototypes ``(10, 1, 28, 28)`` sharing a common component (so classes overlap)."""
-    coarse = torch.randn(SYNTHETIC_CLASSES + 1, 1, 7, 7, generator=gen)
-    smooth = F.interpolate(coarse, size=(28, 28), mode="bicubic", align_corners=False)
-    smooth = smooth / smooth.flatten(1).std(dim=1).view(-1, 1, 1, 1)
-    return _SYN_SHARED * smooth[:1] + (1 - _SYN_SHARED) * smooth[1:]
-
-
-def _synthetic_samples(protos: torch.Tensor, n: int, gen: torch.Generator) -> tuple[torch.Tensor, ...]:
-    """``n`` samples: a randomly shifted, rescaled prototype plus Gaussian noise; balanced labels."""
-    labels = torch.arange(n) % SYNTHETIC_CLASSES
-    labels = labels[torch.randperm(n, generator=gen)]
-    offsets = torch.randint(0, 2 * _SYN_SHIFT + 1, (2, n), generator=gen)
-    scale = 0.7 + 0.6 * torch.rand(n, 1, 1, 1, generator=gen)
-    images = crop_flip(protos[labels], offsets[0], offsets[1], torch.zeros(n, dtype=torch.bool), _SYN_SHIFT)
-    images = scale * images + _SYN_NOISE * torch.randn(images.shape, generator=gen)
-    return images, labels
-
-
-def _load_synthetic() -> tuple[tuple[torch.Tensor, ...], str]:
-    """Generate the deterministic synthetic data set (float images, int64 labels)."""
-    gen = torch.Generator().manual_seed(SYNTHETIC_SEED)
-    protos = _synthetic_prototypes(gen)
-    train_x, train_y = _synthetic_samples(protos, SYNTHETIC_TRAIN, gen)
-    test_x, test_y = _synthetic_samples(protos, SYNTHETIC_TEST, gen)
-    return (train_x, train_y, test_x, test_y), "generated"
-
-
-# --------------------------------------------------------------------------------------------------
 # Registry, splitting, normalisation, cache
 # --------------------------------------------------------------------------------------------------
 
@@ -297,7 +256,10 @@ _REGISTRY: dict[str, _Spec] = {
         100, True, lambda root, dl: _load_cifar("cifar100", root, dl)),
     "synthetic": _Spec(
         "Synthetic: 2048/512 generated 28x28 shifted noisy prototypes, 10 classes (offline, fast)",
-        10, False, lambda root, dl: _load_synthetic()),
+        10, False, lambda root, dl: load_synthetic()),
+    "random-cifar": _Spec(
+        "Random CIFAR-shaped data: 50k/10k 3x32x32 Gaussian images, random labels (GPU speed checks only; "
+        "nothing to learn)", 10, True, lambda root, dl: load_random_cifar()),
 }
 
 _CACHE: dict[tuple[str, str | None, float], Dataset] = {}

@@ -51,6 +51,7 @@ class RunSpec:
     amp: bool = True
     eval_every: int = 1
     checkpoint_every: int = 0
+    compile: bool = False
 
     def semantic(self) -> dict[str, Any]:
         """The fields that identify the run, in a canonical JSON-ready form."""

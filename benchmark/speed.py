@@ -30,6 +30,7 @@ import methods
 from benchmark import train
 from benchmark.batching import train_batches
 from benchmark.data import load_dataset
+from benchmark.device import Precision, uses_channels_last
 from benchmark.spec import RunSpec
 from models import get_model
 
@@ -37,14 +38,23 @@ SPARSITY = 0.9
 
 
 class BareLoop:
-    """A minimal training loop: randperm, index, forward, loss, backward, SGD step."""
+    """A minimal training loop: randperm, index, forward, loss, backward, SGD step.
 
-    def __init__(self, model_name: str, batch_size: int, device: torch.device):
-        data = load_dataset("fashion-mnist").to(device)
+    On CUDA it does what a careful user would do by hand, so the comparison is fair: bf16
+    autocast and, for conv nets, channels_last.
+    """
+
+    def __init__(self, model_name: str, batch_size: int, device: torch.device,
+                 dataset: str = "fashion-mnist"):
+        data = load_dataset(dataset).to(device)
         self.x, self.y = data.train.x, data.train.y
         torch.manual_seed(0)
         self.model = get_model(model_name, data.in_shape, data.num_classes).to(device)
+        self.channels_last = uses_channels_last(self.model, device)
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
         self.opt = torch.optim.SGD(self.model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4)
+        self.autocast = Precision(device, enabled=True).autocast
         self.batch_size, self.device, self.epochs = batch_size, device, 0
 
     def epoch(self) -> float:
@@ -57,7 +67,11 @@ class BareLoop:
         self.model.train()
         for i in range(0, len(order), self.batch_size):
             idx = order[i:i + self.batch_size]
-            loss = F.cross_entropy(self.model(self.x[idx]), self.y[idx])
+            x = self.x[idx]
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with self.autocast():
+                loss = F.cross_entropy(self.model(x), self.y[idx])
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()
@@ -65,19 +79,27 @@ class BareLoop:
         return time.perf_counter() - t0
 
 
-def epoch_ratios(model_name: str, method: str, epochs: int, batch_size: int,
-                 device: torch.device) -> tuple[float, float, float]:
-    """(median harness epoch s, median bare epoch s, median per-epoch ratio), warm-up excluded."""
+def timing_spec(model_name: str, method: str, epochs: int, batch_size: int, device: torch.device,
+                dataset: str = "fashion-mnist") -> RunSpec:
+    """The harness run that :func:`epoch_ratios` times: ``method`` at :data:`SPARSITY`, this process's
+    thread count (so harness and bare loop compute alike), no per-epoch evaluation."""
     target = 0.0 if method == "dense" else SPARSITY
-    hparams = {"prune_fraction": 0.6} if method == "imp" else {}  # imp: 3 rounds at s = 0.9
+    hparams = {"prune_fraction": 0.6} if method.split("+")[0] == "imp" else {}  # imp: 3 rounds at s = 0.9
     calibration = methods.get_method_class(method).calibration
     if calibration is not None:  # time one run at the search's first value (not the search itself)
         hparams[calibration.hparam] = calibration.first_value
     per_budget_epoch = methods.get_method(method, target, **hparams).plan(1).total_epochs
-    spec = RunSpec(model=model_name, method=method, target_sparsity=target, method_hparams=hparams,
-                   epochs=max(1, epochs // per_budget_epoch), batch_size=batch_size,
-                   lr=0.05, weight_decay=1e-4, device=str(device), eval_every=0)
-    bare = BareLoop(model_name, batch_size, device)
+    return RunSpec(dataset=dataset, model=model_name, method=method, target_sparsity=target,
+                   method_hparams=hparams, epochs=max(1, epochs // per_budget_epoch), batch_size=batch_size,
+                   lr=0.05, weight_decay=1e-4, device=str(device), eval_every=0,
+                   threads=torch.get_num_threads())
+
+
+def epoch_ratios(model_name: str, method: str, epochs: int, batch_size: int, device: torch.device,
+                 dataset: str = "fashion-mnist") -> tuple[float, float, float]:
+    """(median harness epoch s, median bare epoch s, median per-epoch ratio), warm-up excluded."""
+    spec = timing_spec(model_name, method, epochs, batch_size, device, dataset)
+    bare = BareLoop(model_name, batch_size, device, dataset)
     bare_times: list[float] = []
     result = train.run(spec, progress=lambda epoch, total: bare_times.append(bare.epoch()))
     harness_times = [h["epoch_time_s"] for h in result["history"]]
@@ -170,8 +192,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=6, help="epochs per measurement (the first is warm-up)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--device", default="auto")
+    p.add_argument("--grid", action="store_true",
+                   help="only time a small grid sequentially vs on --workers processes")
+    p.add_argument("--workers", type=int, default=2, help="worker processes for --grid (default 2)")
+    p.add_argument("--gpu", action="store_true",
+                   help="only the CUDA figures: ResNet-18 epochs per method and packed-run throughput")
     args = p.parse_args(argv)
+    if args.grid:
+        return _grid_report(args.workers)
     device = train.resolve_device(args.device)
+    if args.gpu:
+        return _gpu_report(args.methods, args.epochs, args.batch_size, device)
     print(f"device {device} ({train.environment(device, train.Precision(device, False))['device_name']}), "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch_size}, "
           f"Fashion-MNIST; dead-neuron counting on; sparse methods at {SPARSITY:.0%}; "
@@ -191,6 +222,32 @@ def main(argv: list[str] | None = None) -> int:
     harness, loader = data_path_times(args.batch_size, device, max(3, args.epochs))
     print(f"data path, one epoch of batches: harness {harness:.4f} s, DataLoader+ToTensor {loader:.3f} s, "
           f"ratio {harness / loader:.4f} ({loader / harness:.0f}x faster)")
+    return 0
+
+
+def _grid_report(workers: int) -> int:
+    from benchmark.speed_scale import grid_wall_times
+    t = grid_wall_times(workers)
+    ratio = t["packed"] / t["sequential"]
+    print(f"grid of {t['sequential_runs']} runs (Fashion-MNIST MLP, 2 epochs): one after another "
+          f"{t['sequential']:.1f} s; {workers} workers {t['packed']:.1f} s; ratio {ratio:.2f} "
+          f"({1 / ratio:.2f}x the throughput)")
+    return 0
+
+
+def _gpu_report(method_names: list[str], epochs: int, batch_size: int, device: torch.device) -> int:
+    if device.type != "cuda":
+        print("no CUDA device: the GPU figures need a GPU")
+        return 2
+    from benchmark.speed_scale import gpu_packing_throughput
+    print(f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}, ResNet-18 on random-cifar, "
+          f"batch {batch_size}, bf16 autocast, channels_last; harness vs a bare AMP loop")
+    print(f"{'method':14} {'harness s':>9} {'bare s':>8} {'ratio':>6}")
+    for method in method_names:
+        h, b, ratio = epoch_ratios("resnet18", method, epochs, batch_size, device, dataset="random-cifar")
+        print(f"{method:14} {h:9.3f} {b:8.3f} {ratio:6.3f}", flush=True)
+    for n, rate in gpu_packing_throughput().items():
+        print(f"{n} run(s) packed on one GPU: {rate:,.0f} images/s in all", flush=True)
     return 0
 
 

@@ -4,18 +4,13 @@ The loop is the same for every method: seeded model initialisation and data orde
 method in a grid starts from identical weights and sees identical batches per seed), SGD with
 momentum unless the method brings its own optimizer, a per-step LR schedule, AMP on CUDA, and
 the method's hooks around ``backward`` and ``step``. Dead-neuron counting rides on forward hooks.
+Device, precision, memory layout and the divergence check live in :mod:`benchmark.device`.
 """
 from __future__ import annotations
 
 import io
-import math
-import os
-import platform
-import socket
 import time
 import warnings
-from contextlib import nullcontext
-from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -26,6 +21,8 @@ import methods
 from benchmark import metrics
 from benchmark.batching import steps_per_epoch, train_batches
 from benchmark.data import Dataset, load_dataset
+from benchmark.device import (Diverged, DivergenceGuard, Precision, environment, prepare_model,  # noqa: F401
+                              resolve_device, uses_channels_last)
 from benchmark.probe import dead_units_entry, probe_inputs
 from benchmark.spec import RunSpec
 from benchmark.schema import SCHEMA_VERSION
@@ -39,73 +36,6 @@ CHECKPOINT_FILE = "checkpoint.pt"
 ProgressFn = Callable[[int, int], None]
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` → CUDA when available, else CPU; ``ValueError`` (one line) for anything unusable.
-
-    Checks that the device type is one this harness runs on (cpu, cuda), that a CUDA device
-    exists (and its index is in range), and that a tensor can actually be allocated there.
-    """
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError):
-        raise ValueError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
-    if device.type not in ("cpu", "cuda"):
-        raise ValueError(f"device {name!r} is not supported; use auto, cpu, cuda or cuda:N")
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {name!r} requested but CUDA is not available on this machine")
-        count = torch.cuda.device_count()
-        if device.index is not None and device.index >= count:
-            raise ValueError(f"device {name!r} does not exist: this machine has {count} CUDA device(s)")
-        try:
-            torch.empty(1, device=device)
-        except RuntimeError as err:
-            raise ValueError(f"device {name!r} is not usable: {str(err).splitlines()[0]}") from None
-    return device
-
-
-class Precision:
-    """Autocast and gradient scaling: bf16 on CUDA when supported, else fp16 with a scaler."""
-
-    def __init__(self, device: torch.device, enabled: bool):
-        self.enabled = enabled and device.type == "cuda"
-        self.dtype = None
-        self.scaler = None
-        if self.enabled:
-            self.dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-            if self.dtype == torch.float16:
-                self.scaler = torch.amp.GradScaler("cuda")
-        self.autocast = (partial(torch.autocast, device_type="cuda", dtype=self.dtype)
-                         if self.enabled else nullcontext)
-
-    def backward(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
-        if self.scaler is None:
-            loss.backward()
-            return
-        self.scaler.scale(loss).backward()
-        self.scaler.unscale_(optimizer)  # methods see true gradients in after_backward
-
-    def step(self, optimizer: torch.optim.Optimizer) -> None:
-        if self.scaler is None:
-            optimizer.step()
-        else:
-            self.scaler.step(optimizer)
-            self.scaler.update()
-
-
-def environment(device: torch.device, precision: Precision) -> dict[str, Any]:
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or "cpu")
-    return {
-        "torch": torch.__version__, "python": platform.python_version(), "device": device.type,
-        "device_name": name, "amp": precision.enabled,
-        "amp_dtype": str(precision.dtype).replace("torch.", "") if precision.dtype else None,
-        "threads": torch.get_num_threads(), "hostname": socket.gethostname(),
-        "started_at": utc_now(), "pid": os.getpid(),
-    }
-
-
 def build(spec: RunSpec, dataset: Dataset, device: torch.device):
     """Model (seeded init, identical for every method of a seed) and method instance."""
     torch.manual_seed(spec.seed)
@@ -114,14 +44,6 @@ def build(spec: RunSpec, dataset: Dataset, device: torch.device):
     method = methods.get_method(spec.method, target_sparsity=spec.target_sparsity, seed=spec.seed,
                                 **spec.method_hparams)
     return model, method
-
-
-class Diverged(RuntimeError):
-    """The training loss became NaN or infinite: the run stops at once and is stored as failed."""
-
-    def __init__(self, epoch: int, step: int):
-        super().__init__(f"non-finite training loss at epoch {epoch}, step {step}")
-        self.epoch, self.step = epoch, step
 
 
 def run(spec: RunSpec, progress: ProgressFn | None = None, workdir: Path | None = None) -> dict[str, Any]:
@@ -148,6 +70,9 @@ def _run(spec: RunSpec, progress: ProgressFn | None, workdir: Path | None) -> di
     checkpoint = (workdir / CHECKPOINT_FILE) if workdir and spec.checkpoint_every > 0 else None
     saved = _read_checkpoint(checkpoint, spec) if checkpoint is not None else None
     model, method = build(spec, dataset, device)
+    runner = prepare_model(model, device, spec.compile)
+    channels_last = uses_channels_last(model, device)
+    env["channels_last"], env["compiled"] = channels_last, spec.compile
     plan = method.plan(spec.epochs)
     optimizer = method.make_optimizer(model, methods.OptimizerConfig(
         lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay, nesterov=spec.nesterov))
@@ -175,8 +100,8 @@ def _run(spec: RunSpec, progress: ProgressFn | None, workdir: Path | None) -> di
         monitor.reset_zeros()
         monitor.count_zeros = True
         batches = train_batches(dataset.train, spec.batch_size, spec.seed, epoch, augment=dataset.augment)
-        train_loss, lr = train_epoch(model, method, optimizer, precision, batches, epoch * n_steps, lr_of,
-                                     guard)
+        train_loss, lr = train_epoch(runner, method, optimizer, precision, batches, epoch * n_steps, lr_of,
+                                     guard, channels_last)
         guard.check()
         monitor.count_zeros = False
         epoch_time = time.perf_counter() - t0
@@ -216,47 +141,16 @@ def _run(spec: RunSpec, progress: ProgressFn | None, workdir: Path | None) -> di
     }
 
 
-class DivergenceGuard:
-    """Spots a non-finite training loss without a host sync on every CUDA step.
-
-    The step of the first non-finite loss is kept on the device; it is read every step on a CPU
-    (free there) and every ``CUDA_CHECK_EVERY`` steps on a GPU, and at the end of each epoch, so a
-    diverged run stops at once (at most that many steps late on a GPU) and names the exact step.
-    """
-
-    CUDA_CHECK_EVERY = 50
-
-    def __init__(self, device: torch.device, steps_per_epoch: int):
-        self.first_bad = torch.zeros((), dtype=torch.long, device=device)
-        self.every = 1 if device.type == "cpu" else self.CUDA_CHECK_EVERY
-        self.steps_per_epoch = max(1, steps_per_epoch)
-
-    def observe(self, loss: torch.Tensor, step: int) -> None:
-        """Note the loss of 1-based optimizer ``step``; raise :class:`Diverged` when it is time to look."""
-        if self.every == 1:  # host memory: reading the value is the cheapest check (a few µs)
-            if not math.isfinite(loss.item()):
-                raise Diverged(epoch=(step - 1) // self.steps_per_epoch + 1, step=step)
-            return
-        bad = ~torch.isfinite(loss.detach())
-        self.first_bad = torch.where(bad & (self.first_bad == 0), step, self.first_bad)
-        if step % self.every == 0:
-            self.check()
-
-    def check(self) -> None:
-        """Raise :class:`Diverged` naming the first non-finite step, if any."""
-        step = int(self.first_bad)
-        if step:
-            raise Diverged(epoch=(step - 1) // self.steps_per_epoch + 1, step=step)
-
-
 def train_epoch(model: torch.nn.Module, method: methods.PruningMethod, optimizer: torch.optim.Optimizer,
                 precision: Precision, batches, first_step: int,
-                lr_of: Callable[[int], float], guard: DivergenceGuard | None = None) -> tuple[float, float]:
+                lr_of: Callable[[int], float], guard: DivergenceGuard | None = None,
+                channels_last: bool = False) -> tuple[float, float]:
     """One epoch of the shared loop; returns (summed training loss, last learning rate).
 
     ``first_step`` is the number of optimizer steps before this epoch; steps passed to the
     method's hooks are 1-based. The loss is accumulated on the device (no per-step host sync on
-    a GPU); ``guard`` stops the epoch with :class:`Diverged` when the loss is not finite.
+    a GPU); ``guard`` stops the epoch with :class:`Diverged` when the loss is not finite. With
+    ``channels_last`` the batches are laid out NHWC like the model.
     """
     model.train()
     loss_sum = torch.zeros((), device=next(model.parameters()).device)
@@ -268,6 +162,8 @@ def train_epoch(model: torch.nn.Module, method: methods.PruningMethod, optimizer
             for group in optimizer.param_groups:
                 group["lr"] = lr
             current_lr = lr
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         with precision.autocast():
             loss = F.cross_entropy(model(x), y)
         optimizer.zero_grad(set_to_none=True)

@@ -37,7 +37,7 @@ setup_venv() {
   if [ ! -f "$stamp" ]; then
     echo "prunebench: installing packages into $VENV (torch is large; a few minutes the first time)" >&2
     "$VENV/bin/python" -m pip install -q --upgrade pip
-    "$VENV/bin/python" -m pip install -q -e ".[dev]"
+    "$VENV/bin/python" -m pip install -q -e ".[dev,ray,slurm]"
     rm -f "$VENV"/.prunebench-*
     touch "$stamp"
   fi

@@ -16,7 +16,7 @@ from benchmark.data import (DataUnavailableError, Dataset, Split, available_data
                             load_dataset)
 from benchmark.idx import find_idx_files, read_idx
 
-NAMES = ["cifar10", "cifar100", "fashion-mnist", "mnist", "synthetic"]
+NAMES = ["cifar10", "cifar100", "fashion-mnist", "mnist", "random-cifar", "synthetic"]
 FILES = {
     "train_images": "train-images-idx3-ubyte",
     "train_labels": "train-labels-idx1-ubyte",
@@ -105,7 +105,7 @@ def test_unknown_name_lists_choices():
     with pytest.raises(ValueError) as err:
         load_dataset("imagenet")
     assert str(err.value) == ("unknown dataset 'imagenet'; choose from: "
-                              "cifar10, cifar100, fashion-mnist, mnist, synthetic")
+                              "cifar10, cifar100, fashion-mnist, mnist, random-cifar, synthetic")
 
 
 @pytest.mark.parametrize("fraction", [-0.1, 1.0, 1.5, float("nan")])
@@ -420,3 +420,12 @@ def test_eval_batches_sequential():
     assert [len(y) for _, y in batches] == [5, 5, 5, 5, 3]
     assert torch.cat([y for _, y in batches]).tolist() == list(range(23))
     assert torch.equal(torch.cat([x for x, _ in batches]), split.x)
+
+
+def test_random_cifar_has_cifar_shapes_and_is_deterministic():
+    first = load_dataset("random-cifar")
+    data.clear_cache()
+    second = load_dataset("random-cifar")
+    assert (len(first.train), len(first.test), first.in_shape) == (50000, 10000, (3, 32, 32))
+    assert first.augment is True and first.source == "generated"
+    assert torch.equal(first.train.x[:5], second.train.x[:5]) and torch.equal(first.test.y, second.test.y)

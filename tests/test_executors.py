@@ -1,14 +1,20 @@
-"""Executors: local worker processes and the Ray path return results to the driver, which stores them."""
+"""Executors (local, Ray faked and real, submitit): results return to the driver, which stores them."""
+import os
+import signal
 import sys
+import threading
+import time
 import types
+from pathlib import Path
 
 import pytest
 
 from benchmark import executors
+from benchmark.backends import assign_gpus
 from benchmark.spec import plan_grid
 from benchmark.store import RunStore
 
-COMMON = dict(dataset="synthetic", model="mlp", epochs=1, batch_size=64, lr=0.1)
+COMMON = dict(dataset="synthetic", model="mlp", epochs=1, batch_size=64, lr=0.1, threads=1)
 
 
 def small_grid():
@@ -44,11 +50,14 @@ class FakeRay(types.ModuleType):
     def init(self, **kwargs):
         self.init_kwargs = kwargs
 
+    def is_initialized(self):
+        return False
+
     def cluster_resources(self):
         return {"CPU": 8, "GPU": 1}
 
-    def remote(self, num_gpus, num_cpus):
-        self.requested.append((num_gpus, num_cpus))
+    def remote(self, num_gpus, num_cpus, max_retries):
+        self.requested.append((num_gpus, num_cpus, max_retries))
 
         def wrap(fn):
             return types.SimpleNamespace(remote=lambda *a: ObjectRef(fn(*a)))
@@ -67,7 +76,7 @@ def test_ray_executor_packs_fractional_gpus_and_the_driver_stores_results(tmp_pa
     store = RunStore(tmp_path)
     summary = executors.execute(small_grid(), store, executor="ray", gpus_per_run=0.25, cpus_per_run=2,
                                 show_progress=False)
-    assert fake.requested == [(0.25, 2)]
+    assert fake.requested == [(0.25, 2, 0)]  # a task whose worker dies is recorded, not retried
     assert summary.completed == 2 and all(store.is_complete(s.run_id) for s in small_grid())
 
 
@@ -80,3 +89,121 @@ def test_ray_missing_is_a_clear_error(tmp_path, monkeypatch):
 def test_unknown_executor(tmp_path):
     with pytest.raises(ValueError, match="unknown executor 'slurm'"):
         executors.execute(small_grid(), RunStore(tmp_path), executor="slurm")
+
+
+@pytest.mark.parametrize("workers, gpus, share, expected", [
+    (3, 0, None, [None, None, None]),          # no GPU: CPU workers
+    (3, 0, 0.25, [None, None, None]),
+    (4, 2, None, [0, 1, 0, 1]),                # round-robin, as many as asked
+    (8, 2, 0.25, [0, 1, 0, 1, 0, 1, 0, 1]),    # four per GPU fit exactly
+    (2, 1, 0.5, [0, 0]),
+    (3, 1, 1 / 3, [0, 0, 0]),                  # ⌊1/(1/3)⌋ = 3 despite float rounding
+])
+def test_gpu_packing_never_puts_more_than_floor_1_over_share_on_a_gpu(workers, gpus, share, expected):
+    assert assign_gpus(workers, gpus, share) == expected
+
+
+@pytest.mark.parametrize("workers, gpus, share, message", [
+    (5, 1, 0.25, "--workers 5 do not fit: 1 GPU(s) × ⌊1/0.25⌋ = 4 runs at a time"),
+    (3, 2, 1.0, "--workers 3 do not fit: 2 GPU(s)"),
+    (1, 1, 1.5, "--gpus-per-run must be in (0, 1]"),
+])
+def test_gpu_packing_refuses_what_does_not_fit(workers, gpus, share, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")
+                       .replace("[", r"\[").replace("]", r"\]")):
+        assign_gpus(workers, gpus, share)
+
+
+# ------------------------------------------------------------------------------------- ray, for real
+
+def _ray():
+    """Ray itself: CI installs the [ray] extra, so there this test runs; elsewhere it may skip."""
+    try:
+        import ray
+    except ImportError:
+        if os.environ.get("CI"):
+            pytest.fail("Ray is missing in CI: the setup script installs prunebench[ray]")
+        pytest.skip("Ray is not installed (pip install 'prunebench[ray]')")
+    return ray
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    ray = _ray()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray
+    ray.shutdown()
+
+
+def test_a_grid_on_a_real_local_ray_instance_matches_inline_and_resumes(tmp_path, ray_cluster):
+    specs = plan_grid(["dense", "gmp", "granet"], [0.8], [0, 1], {}, **COMMON)
+    inline, on_ray = RunStore(tmp_path / "inline"), RunStore(tmp_path / "ray")
+    executors.execute(specs, inline, show_progress=False)
+    summary = executors.execute(specs, on_ray, executor="ray", show_progress=False)
+    assert (summary.completed, summary.failed, summary.skipped) == (6, 0, 0)
+    for spec in specs:
+        a, b = inline.load(spec.run_id), on_ray.load(spec.run_id)
+        assert a["metrics"]["top1"] == b["metrics"]["top1"]
+        assert a["metrics"]["sparsity"] == b["metrics"]["sparsity"]
+        assert [h["train_loss"] for h in a["history"]] == [h["train_loss"] for h in b["history"]]
+        assert b["environment"]["pid"] != os.getpid()  # computed on a Ray worker
+    again = executors.execute(specs, on_ray, executor="ray", show_progress=False)
+    assert (again.completed, again.skipped) == (0, 6)  # finished runs are never submitted
+
+
+def _ray_task_pids() -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "cmdline").read_bytes().startswith(b"ray::_ray_task"):
+                    pids.append(int(entry.name))
+            except OSError:
+                pass
+    return pids
+
+
+def test_a_ray_task_whose_worker_dies_is_recorded_as_failed_and_the_grid_goes_on(tmp_path, ray_cluster):
+    specs = plan_grid(["gmp"], [0.8], [0, 1, 2], {}, **{**COMMON, "epochs": 6})
+    killed = []
+
+    def kill_one_worker():
+        deadline = time.time() + 120
+        while time.time() < deadline and not killed:
+            pids = _ray_task_pids()
+            if pids:
+                time.sleep(1.0)  # let it train a little
+                os.kill(pids[0], signal.SIGKILL)
+                killed.append(pids[0])
+            time.sleep(0.2)
+    killer = threading.Thread(target=kill_one_worker)
+    killer.start()
+    store = RunStore(tmp_path)
+    summary = executors.execute(specs, store, executor="ray", show_progress=False)
+    killer.join()
+    assert killed and summary.failed == 1 and summary.completed == 2
+    (failure,) = summary.failures
+    assert failure["reason"] == "worker_died" and failure["error"].startswith("worker_died: ")
+    assert store.load(failure["run_id"])["failure"] == {"reason": "worker_died"}
+    assert not list(tmp_path.glob("runs/*/lock"))
+
+
+# ------------------------------------------------------------------------------------- SLURM (submitit)
+
+def test_submitit_job_arrays_give_the_same_results_as_inline(tmp_path):
+    try:
+        import submitit  # noqa: F401
+    except ImportError:
+        if os.environ.get("CI"):
+            pytest.fail("submitit is missing in CI: the setup script installs prunebench[slurm]")
+        pytest.skip("submitit is not installed (pip install 'prunebench[slurm]')")
+    specs = small_grid()
+    inline, slurm = RunStore(tmp_path / "inline"), RunStore(tmp_path / "slurm")
+    executors.execute(specs, inline, show_progress=False)
+    summary = executors.execute(specs, slurm, executor="submitit", show_progress=False)
+    assert (summary.completed, summary.failed) == (2, 0)
+    for spec in specs:
+        assert inline.load(spec.run_id)["metrics"]["top1"] == slurm.load(spec.run_id)["metrics"]["top1"]
+    assert (tmp_path / "slurm" / "submitit").is_dir()  # the jobs' logs and pickles
+    again = executors.execute(specs, slurm, executor="submitit", show_progress=False)
+    assert (again.completed, again.skipped) == (0, 2)

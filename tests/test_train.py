@@ -178,3 +178,25 @@ def test_final_metrics_cover_the_whole_test_set_exactly(monkeypatch):
     assert final["val_top1"] is None
     assert final["macs_dense"] == 2 * 2 + 2 * 2
     assert final["macs_sparse"] == 2 + 2  # layer 2 reads only the alive unit 1: 2 weights
+
+
+def test_on_a_gpu_the_guard_reads_the_flag_only_once_its_copy_has_landed():
+    """The CUDA path, with a stand-in event: no read blocks; a landed copy naming a step raises."""
+    class Event:
+        landed = False
+
+        def record(self):
+            pass
+
+        def query(self):
+            return Event.landed
+    guard = train.DivergenceGuard(torch.device("cpu"), steps_per_epoch=100)
+    guard.every, guard._host, guard._new_event = 2, torch.zeros((), dtype=torch.long), Event
+    guard.observe(torch.tensor(float("nan")), 1)
+    guard.observe(torch.tensor(1.0), 2)     # look: no copy has landed yet → go on, start a copy
+    guard.observe(torch.tensor(1.0), 3)
+    guard.observe(torch.tensor(1.0), 4)     # still not landed → go on
+    Event.landed = True
+    with pytest.raises(train.Diverged) as err:
+        guard.observe(torch.tensor(1.0), 6)  # the copy made at step 4 has landed and names step 1
+    assert err.value.step == 1
