@@ -55,7 +55,7 @@ def render_figures(runs: pd.DataFrame, results: list[dict], board: pd.DataFrame)
     builders: dict[str, Callable[[], Figure | None]] = {
         FIGURE_NAMES[0]: lambda: _fig_accuracy(cells, style),
         FIGURE_NAMES[1]: lambda: _fig_dead_rate(cells, style, _history_frame(complete, run_cell)),
-        FIGURE_NAMES[2]: lambda: _fig_layers(cells, style, _layer_frame(complete, run_cell)),
+        FIGURE_NAMES[2]: lambda: _fig_layers(cells, style, complete, run_cell),
         FIGURE_NAMES[3]: lambda: _fig_dead_units(cells, style, complete, run_cell),
         FIGURE_NAMES[4]: lambda: _fig_ap_effect(cells, style),
     }
@@ -66,6 +66,12 @@ def render_figures(runs: pd.DataFrame, results: list[dict], board: pd.DataFrame)
             if fig is not None:
                 figures[name] = _png(fig)
     return figures
+
+
+def _fig_layers(cells: pd.DataFrame, style: "_Style", results: list[dict],
+                run_cell: dict[str, str]) -> Figure | None:
+    from benchmark.plot_layers import fig_layers  # it builds on this module's helpers
+    return fig_layers(cells, style, results, run_cell)
 
 
 def _fig_ap_effect(cells: pd.DataFrame, style: "_Style") -> Figure | None:
@@ -290,16 +296,6 @@ def _history_frame(results: list[dict], run_cell: dict[str, str],
     return frame.dropna(subset=["epoch", "value"])
 
 
-def _layer_frame(results: list[dict], run_cell: dict[str, str]) -> pd.DataFrame:
-    """Long frame: cell_id, run_id, layer, order (position in the stored dict), value."""
-    rows = [{"cell_id": run_cell[r["run_id"]], "run_id": r["run_id"], "layer": name, "order": i,
-             "value": value}
-            for r in results for i, (name, value) in enumerate((r.get("layer_sparsity") or {}).items())]
-    frame = pd.DataFrame(rows, columns=["cell_id", "run_id", "layer", "order", "value"])
-    frame["value"] = pd.to_numeric(frame["value"], errors="coerce")
-    return frame.dropna(subset=["value"])
-
-
 def _target_panels(data: pd.DataFrame) -> list[tuple[str, list]]:
     """(panel, [target sparsities of pruned cells]) per panel; [None] when only dense cells."""
     out = []
@@ -376,62 +372,3 @@ def _fig_dead_units(cells: pd.DataFrame, style: _Style, results: list[dict],
                     run_cell: dict[str, str]) -> Figure | None:
     from benchmark.plot_dead_units import fig_dead_units  # it builds on this module's helpers
     return fig_dead_units(cells, style, results, run_cell)
-
-
-# ----------------------------------------------------------------------------------------------
-# 3. per-layer sparsity
-
-def _fig_layers(cells: pd.DataFrame, style: _Style, layers: pd.DataFrame) -> Figure | None:
-    data = layers.merge(cells, on="cell_id")
-    data = data[~data["is_dense"]]
-    if data.empty:
-        return None
-    n_layers = int(data.groupby("panel")["layer"].nunique().max())
-    wide = n_layers > 6
-    fig, places = _panel_grid(_target_panels(data), ncols_max=2 if wide else 3,
-                              panel_w=max(PANEL_W, 0.42 * n_layers + 1.5),
-                              panel_h=PANEL_H + (0.8 if wide else 0))
-    for ax, panel, target, col in places:
-        rows = data[data["panel"] == panel]
-        _layer_panel(ax, rows[rows["target_sparsity"] == target], _layer_order(rows), target, style)
-        ax.set_title(f"{panel}, target {_pct_label(target)}")
-        ax.set_ylabel("layer sparsity (% zero weights)" if col == 0 else "")
-    target_line = Line2D([], [], color="0.2", linestyle=":", linewidth=1.4, label="target (whole model)")
-    _legend(fig, [ax for ax, _, _, _ in places], [target_line])
-    _suptitle(fig, ["Per-layer sparsity after training", "(mean over seeds)"], _ncols(places))
-    return fig
-
-
-def _layer_order(rows: pd.DataFrame) -> list[str]:
-    """Layers in stored order (first appearance, by position in each run's dict)."""
-    first = rows.groupby("layer")["order"].min().sort_values(kind="mergesort")
-    return list(first.index)
-
-
-def _short(name: str) -> str:
-    return name.removesuffix(".weight")
-
-
-def _layer_panel(ax: Axes, rows: pd.DataFrame, order: list[str], target: float, style: _Style) -> None:
-    series = sorted(rows["series"].unique())
-    x = np.arange(len(order))
-    width = 0.8 / max(1, len(series))
-    if len(order) <= BAR_LAYER_LIMIT:
-        ax.grid(False, axis="x")
-    for k, name in enumerate(series):
-        group = rows[rows["series"] == name]
-        mean = group.groupby("layer")["value"].mean().reindex(order) * 100
-        color = style.color[group["method"].iloc[0]]
-        if len(order) <= BAR_LAYER_LIMIT:
-            hatch = HATCHES[int(group["config_index"].iloc[0]) % len(HATCHES)]
-            ax.bar(x - 0.4 + width * (k + 0.5), mean.to_numpy(), width=width, color=color, label=name,
-                   edgecolor="white", linewidth=0.5, hatch=hatch)
-        else:
-            ax.plot(x, mean.to_numpy(), marker=style.marker[name], markersize=5,
-                    label=name, **style.line(group.iloc[0]))
-    ax.axhline(100 * target, color="0.2", linestyle=":", linewidth=1.4, zorder=0)
-    ax.set_xticks(x, [_short(n) for n in order], rotation=45 if len(order) > 4 else 0,
-                  ha="right" if len(order) > 4 else "center")
-    ax.set_ylim(0, 104)
-    ax.yaxis.set_major_locator(ticker.MultipleLocator(20))
-    ax.set_xlabel("layer (input → output)")
