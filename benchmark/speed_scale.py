@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from benchmark.backends import Resources
-from benchmark.cli import cpu_cores
+from benchmark.checks import cpu_cores
 from benchmark.executors import execute
 from benchmark.presets import SEED_METHODS
 from benchmark.spec import plan_grid
