@@ -3,9 +3,9 @@
 Everything that can be checked before a run starts is checked first (see :func:`prepare` and
 :mod:`benchmark.checks`): names (with the nearest valid name for a typo), finite numbers, the
 device, the data set, every method's configuration on the model (built on the ``meta`` device),
-and the output folder. Bad input ends
-with one line on stderr and exit code 2, and nothing is written. Exit code 1 means the grid ran but
-some runs failed: they are stored with their reason, and stderr says how many and why.
+and the output folder. Bad input ends with one line on stderr and exit code 2, and nothing is
+written. Exit code 1 means the grid ran but some runs failed: they are stored with their reason,
+and stderr says how many and why.
 """
 from __future__ import annotations
 
