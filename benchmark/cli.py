@@ -51,7 +51,8 @@ def _hparam_flags() -> dict[str, tuple[type, str, list[str]]]:
                     raise TypeError(f"hyperparameter {f.name!r} has two types: {known_kind} and {kind}")
                 owners.append(name)
             else:
-                flags[f.name] = (kind, f"{f.metadata.get('help', '')} (default {f.default})", [name])
+                help_text = f.metadata.get("help", "").replace("%", "%%")  # argparse expands % itself
+                flags[f.name] = (kind, f"{help_text} (default {f.default})", [name])
     return flags
 
 

@@ -239,3 +239,13 @@ def test_real_fashion_mnist_run(tmp_path):
     assert board.loc["dense", "top1"] > 0.85
     assert board.loc["magnitude", "top1"] > 0.83
     assert board.loc["magnitude", "sparsity"] == pytest.approx(0.9, abs=1e-4)
+
+
+def test_help_lists_every_flag_and_exits_0(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["--help"])
+    assert done.value.code == 0
+    text = capsys.readouterr().out
+    for flag in ["--methods", "--threads", "--executor", "--gpus-per-run", "--slurm-partition", "--compile",
+                 "--ap-share", "--death-rate", "--lambda-peak", "--span-frac", "--c", "--mu", "--hp"]:
+        assert flag in text, flag
