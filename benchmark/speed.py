@@ -188,7 +188,8 @@ def optimizer_step_times(model_name: str, device: torch.device, rounds: int = 30
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmark.speed", description=__doc__.split("\n")[0])
     p.add_argument("--models", nargs="+", default=["mlp", "lenet5"])
-    p.add_argument("--methods", nargs="+", default=methods.available_methods())
+    p.add_argument("--methods", nargs="+", default=[*methods.method_descriptions(), "gmp+ap"],
+                   help="methods to time (default: every registered method, and gmp+ap for the modifier)")
     p.add_argument("--epochs", type=int, default=6, help="epochs per measurement (the first is warm-up)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--device", default="auto")
