@@ -21,11 +21,18 @@ GRID = ["--dataset", "synthetic", "--model", "mlp", "--batch-size", "64", "--no-
         "--threads", "1", "--methods", "gmp", "magnitude"]
 
 
+def _as_in_a_terminal() -> None:
+    """Ctrl-C interrupts, as in a terminal (a CI job started in the background may ignore SIGINT,
+    and an ignored signal stays ignored across exec)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_cli(*args: str) -> subprocess.Popen:
     """The CLI in its own process group (so a test can kill it and its workers like a terminal)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen([sys.executable, str(ROOT / "run_benchmarks.py"), *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=_as_in_a_terminal)
 
 
 def finish(proc: subprocess.Popen, timeout: float = 300) -> tuple[int, str, str]:
