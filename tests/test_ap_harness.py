@@ -12,6 +12,7 @@ from benchmark.cli import main
 from benchmark.report import ci95_halfwidth, leaderboard, write_reports
 from benchmark.spec import RunSpec
 from benchmark.store import RunStore
+from resume import resumed_and_straight
 from test_report import make_result
 
 FAST = dict(dataset="synthetic", model="mlp", epochs=2, batch_size=64, lr=0.1, weight_decay=1e-4)
@@ -78,15 +79,7 @@ def test_an_interrupted_imp_ap_run_resumes_with_its_reference_and_matches(tmp_pa
     spec = RunSpec(method="imp+ap", target_sparsity=0.75, seed=0, checkpoint_every=1,
                    method_hparams={"prune_fraction": 0.5}, **{**FAST, "epochs": 1})
 
-    def stop_after_two(epoch, total):
-        if epoch == 2:
-            raise KeyboardInterrupt
-    with pytest.raises(KeyboardInterrupt):
-        train.run(spec, progress=stop_after_two, workdir=tmp_path)
-    resumed = train.run(spec, workdir=tmp_path)
-    straight = train.run(spec)
-    assert resumed["metrics"]["top1"] == straight["metrics"]["top1"]
-    assert [h["train_loss"] for h in resumed["history"]] == [h["train_loss"] for h in straight["history"]]
+    resumed_and_straight(spec, tmp_path)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -24,21 +24,7 @@ FILES = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tensors here are tiny: one intra-op thread avoids OpenMP contention on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    """Every test starts and ends with an empty data set cache."""
-    data.clear_cache()
-    yield
-    data.clear_cache()
+pytestmark = pytest.mark.usefixtures("one_thread", "fresh_data_cache")
 
 
 # --------------------------------------------------------------------------------------------------

