@@ -243,7 +243,10 @@ def _accuracy_series(ax: Axes, group: pd.DataFrame, style: _Style) -> None:
     ci = 100 * group["top1_ci95"].to_numpy(float)
     ax.plot(x, y, label=first["series"], marker=style.marker[first["series"]], markersize=7,
             markerfacecolor=kwargs["color"], zorder=3, **kwargs)
-    ax.fill_between(x, y - ci, y + ci, color=kwargs["color"], alpha=0.18, linewidth=0, zorder=2)
+    if len(x) > 1:
+        ax.fill_between(x, y - ci, y + ci, color=kwargs["color"], alpha=0.18, linewidth=0, zorder=2)
+    else:  # one sparsity: a band has no width, so the CI is an error bar
+        ax.errorbar(x, y, yerr=np.nan_to_num(ci), fmt="none", ecolor=kwargs["color"], capsize=4, zorder=2)
     flagged = (group["flag"].fillna("") != "").to_numpy()
     if flagged.any():  # hollow markers on top of the filled ones
         ax.plot(x[flagged], y[flagged], linestyle="none", marker=style.marker[first["series"]], markersize=7,

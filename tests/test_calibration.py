@@ -222,6 +222,19 @@ def test_the_accuracy_plot_puts_points_at_their_measured_sparsity():
     assert "measured sparsity" in fig.axes[0].get_xlabel()
 
 
+def test_a_single_sparsity_grid_draws_its_ci_as_error_bars():
+    from benchmark.plots import _cells, _fig_accuracy, _Style
+    results = [make_result("dense", 0.0, s, top1=0.9) for s in (0, 1)]
+    results += [make_result("gmp", 0.9, s, top1=t) for s, t in [(0, 0.80), (1, 0.82)]]
+    cells = _cells(leaderboard(results_frame(results)))
+    ax = _fig_accuracy(cells, _Style(cells)).axes[0]
+    (bar,) = ax.containers                                        # gmp's error bar, no band
+    (segment,) = bar.lines[2][0].get_segments()
+    sd = 0.02 / 2 ** 0.5                                          # of 0.80 and 0.82
+    half = 100 * 12.706 * sd / 2 ** 0.5                           # t(0.975, 1) · s / √n, in points
+    assert segment[:, 1] == pytest.approx([81 - half, 81 + half], abs=1e-2)
+
+
 def test_a_cli_grid_with_grda_calibrates_and_reports(tmp_path, capsys):
     out = tmp_path / "res"
     argv = ["--dataset", "synthetic", "--epochs", "2", "--batch-size", "64", "--no-progress",
