@@ -59,8 +59,8 @@ setup() { setup_venv; setup_data; }
 
 case "${1:-}" in
   setup) setup ;;
-  # bench packs one worker per core, one thread each (1.4x the throughput of one run at a time on
-  # 2 cores); flags given after it win (e.g. --executor inline).
+  # bench packs one worker per core, one thread each (1.5x the throughput of one run at a time on
+  # 2 cores, measured on the quick grid); flags given after it win (e.g. --executor inline).
   bench) setup; shift; exec "$VENV/bin/python" run_benchmarks.py --executor local --workers "$(nproc)" "$@" ;;
   test)  setup; "$VENV/bin/python" -m flake8; exec "$VENV/bin/python" -m pytest ;;
   speed) setup; shift; exec "$VENV/bin/python" -m benchmark.speed "$@" ;;
