@@ -88,6 +88,12 @@ def _workdir(store: RunStore, spec: RunSpec) -> str:
     return str(store.run_dir(spec.run_id))
 
 
+def remote_run(spec_dict: dict[str, Any], workdir: str) -> dict[str, Any]:
+    """One run on a Ray worker or as a SLURM job: the spec travels as a dict, the data set is
+    loaded there (from that machine's disk), and the result dict comes back to the driver."""
+    return safe_run(RunSpec.from_dict(spec_dict), workdir=workdir)
+
+
 # inline ---------------------------------------------------------------------------------------
 class Inline(Backend):
     """One run at a time in this process."""
@@ -183,11 +189,6 @@ class Local(Backend):
 
 
 # ray ------------------------------------------------------------------------------------------
-def _ray_task(spec_dict: dict[str, Any], workdir: str) -> dict[str, Any]:
-    """One run on a Ray worker (the data set is loaded there, from the worker's disk)."""
-    return safe_run(RunSpec.from_dict(spec_dict), workdir=workdir)
-
-
 class Ray(Backend):
     """Each claimed run is a Ray task asking for ``gpus_per_run`` GPUs (when the cluster has any)."""
 
@@ -201,7 +202,7 @@ class Ray(Backend):
             ray.init(address=os.environ.get("RAY_ADDRESS"), log_to_driver=False)
         has_gpu = ray.cluster_resources().get("GPU", 0) > 0
         gpus = (resources.gpus_per_run if resources.gpus_per_run is not None else 1.0) if has_gpu else 0
-        self.task = ray.remote(num_gpus=gpus, num_cpus=resources.cpus_per_run, max_retries=0)(_ray_task)
+        self.task = ray.remote(num_gpus=gpus, num_cpus=resources.cpus_per_run, max_retries=0)(remote_run)
         self.refs: dict[Any, RunSpec] = {}
 
     def has_capacity(self) -> bool:
@@ -230,11 +231,6 @@ class Ray(Backend):
 
 
 # SLURM via submitit ---------------------------------------------------------------------------
-def _submitit_task(spec_dict: dict[str, Any], workdir: str) -> dict[str, Any]:
-    """One run as a SLURM job (or a local submitit job)."""
-    return safe_run(RunSpec.from_dict(spec_dict), workdir=workdir)
-
-
 class Submitit(Backend):
     """Claimed runs go out as job arrays: one array per batch the driver submits, one job per run.
 
@@ -275,7 +271,7 @@ class Submitit(Backend):
         if not self.pending:
             return
         specs, self.pending = self.pending, []
-        jobs = self.executor.map_array(_submitit_task, [s.to_dict() for s in specs],
+        jobs = self.executor.map_array(remote_run, [s.to_dict() for s in specs],
                                        [_workdir(self.store, s) for s in specs])
         self.jobs += list(zip(jobs, specs))
 

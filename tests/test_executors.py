@@ -156,7 +156,7 @@ def _ray_task_pids() -> list[int]:
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if (entry / "cmdline").read_bytes().startswith(b"ray::_ray_task"):
+                if (entry / "cmdline").read_bytes().startswith(b"ray::remote_run"):
                     pids.append(int(entry.name))
             except OSError:
                 pass
