@@ -40,19 +40,33 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _hparam_flags() -> dict[str, tuple[type, str, list[str]]]:
-    """Every method hyperparameter field → (type, help, methods having it)."""
-    flags: dict[str, tuple[type, str, list[str]]] = {}
+    """Every method hyperparameter field → (type, help, methods having it).
+
+    The help ends with the default; where the methods sharing a field default differently
+    (``lambda_peak``: ``dnr`` 1e-3, ``demp`` 0), it lists each method's own."""
+    fields: dict[str, tuple[type, str, dict[str, Any]]] = {}
     for name in methods.available_methods():
         for f in methods.method_hparam_fields(name):
             kind = field_type(f)
-            if f.name in flags:
-                known_kind, help_text, owners = flags[f.name]
+            if f.name in fields:
+                known_kind, _, defaults = fields[f.name]
                 if known_kind is not kind:
                     raise TypeError(f"hyperparameter {f.name!r} has two types: {known_kind} and {kind}")
-                owners.append(name)
+                defaults[name] = f.default
             else:
                 help_text = f.metadata.get("help", "").replace("%", "%%")  # argparse expands % itself
-                flags[f.name] = (kind, f"{help_text} (default {f.default})", [name])
+                fields[f.name] = (kind, help_text, {name: f.default})
+    flags: dict[str, tuple[type, str, list[str]]] = {}
+    for field_name, (kind, help_text, defaults) in fields.items():
+        values = list(defaults.values())
+        if all(v == values[0] for v in values):
+            default_text = f"default {values[0]}"
+        else:
+            by_value: dict[str, list[str]] = {}
+            for method, value in defaults.items():
+                by_value.setdefault(repr(value), []).append(method)
+            default_text = "default " + "; ".join(f"{v} for {', '.join(ms)}" for v, ms in by_value.items())
+        flags[field_name] = (kind, f"{help_text} ({default_text})", list(defaults))
     return flags
 
 

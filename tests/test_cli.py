@@ -249,3 +249,12 @@ def test_help_lists_every_flag_and_exits_0(capsys):
     for flag in ["--methods", "--threads", "--executor", "--gpus-per-run", "--slurm-partition", "--compile",
                  "--ap-share", "--death-rate", "--lambda-peak", "--span-frac", "--c", "--mu", "--hp"]:
         assert flag in text, flag
+
+
+def test_shared_flag_help_states_each_methods_own_default():
+    """``lambda_peak`` is 1e-3 for dnr but 0 (searched) for demp: the help must not show one default."""
+    from benchmark.cli import _hparam_flags
+    flags = _hparam_flags()
+    assert flags["lambda_peak"][1].endswith("(default 0.0 for demp; 0.001 for dnr, dnr+ap)")
+    assert flags["lambda_peak"][2] == ["demp", "dnr", "dnr+ap"]
+    assert flags["patience"][1].endswith("(default 3)")
