@@ -29,7 +29,8 @@ the run still happens and the leaderboard flags its cell.
 holds every probe as it finishes, so an interrupted search resumes and a rerun or another seed
 does not search again. The key hashes what changes the answer: the spec's semantic fields without
 the seed (``hparam`` is 0 there), the calibration seed and the search policy. A file lock stops
-parallel workers from searching the same cell twice.
+parallel workers from searching the same cell twice, and :func:`searches_first` orders a grid so
+that parallel workers search different cells at once instead of waiting on that lock.
 
 **Cost.** Each run's result gets a ``calibration`` block (value, probes, stop reason, cache use)
 and metrics ``calibration_value``, ``calibration_probes``, ``calibration_epochs`` (probe epochs)
@@ -47,7 +48,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import methods
 from benchmark.spec import RunSpec
@@ -173,6 +174,28 @@ def cache_key(spec: RunSpec, cal: Calibration) -> str:
     text = json.dumps({"spec": fields, "seed": CALIBRATION_SEED, "policy": dataclasses.asdict(cal)},
                       sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def searches_first(specs: Sequence[RunSpec]) -> list[RunSpec]:
+    """``specs`` with one run per calibration search moved to the front, the rest in their order.
+
+    A search runs inside the first run of its cell, and the cell's other seeds wait on its lock.
+    In plan order (seeds innermost) a second worker would therefore wait for the first cell's
+    search instead of starting the next cell's; leading with one run per search lets parallel
+    workers search different cells at once. The leader is the calibration seed's run where the
+    grid has one (its probe is reused as the run), else the cell's first run.
+    """
+    leaders: dict[str, int] = {}
+    for index, spec in enumerate(specs):
+        cal = calibration_of(spec)
+        if cal is None:
+            continue
+        key = cache_key(spec, cal)
+        if key not in leaders or (spec.seed == CALIBRATION_SEED != specs[leaders[key]].seed):
+            leaders[key] = index
+    first = sorted(leaders.values())
+    led = set(first)
+    return [specs[i] for i in first] + [s for i, s in enumerate(specs) if i not in led]
 
 
 def cache_dir_of(workdir: Path | None) -> Path | None:

@@ -21,7 +21,7 @@ from typing import Any, Sequence
 
 from tqdm import tqdm
 
-from benchmark import locks
+from benchmark import calibration, locks
 from benchmark.backends import EXECUTORS, Backend, Resources, make_backend
 from benchmark.runs import failed_result, failure_reason, safe_run
 from benchmark.spec import RunSpec
@@ -52,12 +52,13 @@ def execute(specs: Sequence[RunSpec], store: RunStore, executor: str = "inline",
     Each run is claimed with a lock before it is dispatched and released once its result is
     stored; a run held by another live runner is computed by that runner, and this driver waits
     for its result at the end instead of computing it again. ``resources`` (or ``workers``,
-    ``gpus_per_run``, ``cpus_per_run``) say what one run may use on the backend.
+    ``gpus_per_run``, ``cpus_per_run``) say what one run may use on the backend. Runs that start
+    a calibration search go first (:func:`benchmark.calibration.searches_first`).
     """
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}; choose from: {', '.join(EXECUTORS)}")
     resources = resources or Resources(workers=workers, gpus_per_run=gpus_per_run, cpus_per_run=cpus_per_run)
-    pending = [s for s in specs if force or not store.is_complete(s.run_id)]
+    pending = calibration.searches_first([s for s in specs if force or not store.is_complete(s.run_id)])
     summary = GridSummary(planned=len(specs), skipped=len(specs) - len(pending), completed=0, failed=0)
     if not pending:
         return summary

@@ -250,3 +250,42 @@ def test_a_cli_grid_with_grda_calibrates_and_reports(tmp_path, capsys):
     capsys.readouterr()
     assert main(argv) == 0  # a rerun: nothing runs, nothing searches
     assert "4 runs: 0 ran, 4 already complete, 0 failed" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------------------------
+# grid order: searches of different cells can run at once
+
+def test_one_run_per_search_leads_the_grid_the_calibration_seeds_where_the_grid_has_it():
+    from benchmark.spec import plan_grid
+    specs = plan_grid(["gmp", "demp", "grda"], [0.9, 0.95], [1, 0], {}, dataset="synthetic", model="mlp",
+                      epochs=1, batch_size=64, lr=0.1, threads=1)
+    ordered = calibration.searches_first(specs)
+    describe = [(s.method, s.target_sparsity, s.seed) for s in ordered]
+    leaders = [("demp", 0.9, 0), ("demp", 0.95, 0), ("grda", 0.9, 0), ("grda", 0.95, 0)]
+    assert describe[:4] == leaders
+    assert describe[4:] == [(s.method, s.target_sparsity, s.seed) for s in specs
+                            if (s.method, s.target_sparsity, s.seed) not in leaders]
+    searched = plan_grid(["demp"], [0.9], [1, 2], {"demp": {"lambda_peak": 0.05}}, dataset="synthetic",
+                         model="mlp", epochs=1, batch_size=64, lr=0.1, threads=1)
+    assert calibration.searches_first(searched) == searched  # λ given: nothing to search, order kept
+    no_seed_0 = plan_grid(["demp"], [0.9], [2, 1], {}, dataset="synthetic", model="mlp", epochs=1,
+                          batch_size=64, lr=0.1, threads=1)
+    assert calibration.searches_first(no_seed_0) == no_seed_0  # the cell's first run leads
+
+
+def test_the_driver_dispatches_search_leaders_first(tmp_path, monkeypatch):
+    from benchmark import backends, executors
+    from benchmark.runs import failed_result
+    from benchmark.spec import plan_grid
+    from benchmark.store import RunStore
+    specs = plan_grid(["gmp", "demp"], [0.9, 0.95], [0, 1], {}, dataset="synthetic", model="mlp",
+                      epochs=1, batch_size=64, lr=0.1, threads=1)
+    dispatched = []
+
+    def fake_run(spec, progress=None, workdir=None):
+        dispatched.append(spec)
+        return failed_result(spec, RuntimeError("not trained in this test"))
+    monkeypatch.setattr(backends, "safe_run", fake_run)
+    executors.execute(specs, RunStore(tmp_path), show_progress=False)
+    assert dispatched == calibration.searches_first(specs)
+    assert [(s.method, s.target_sparsity) for s in dispatched[:2]] == [("demp", 0.9), ("demp", 0.95)]
