@@ -30,12 +30,18 @@ holds every probe as it finishes, so an interrupted search resumes and a rerun o
 does not search again. The key hashes what changes the answer: the spec's semantic fields without
 the seed (``hparam`` is 0 there), the calibration seed and the search policy. A file lock stops
 parallel workers from searching the same cell twice, and :func:`searches_first` orders a grid so
-that parallel workers search different cells at once instead of waiting on that lock.
+that parallel workers search different cells at once instead of waiting on that lock. A probe
+depends on the recipe and the value, not on the target (a calibrated method trains the same
+whatever the target: its hparam alone sets the sparsity), so a search takes a finished probe that
+another target's search of the same recipe ran at the same value instead of training it again
+(``shared_from`` names that search).
 
 **Cost.** Each run's result gets a ``calibration`` block (value, probes, stop reason, cache use)
-and metrics ``calibration_value``, ``calibration_probes``, ``calibration_epochs`` (probe epochs)
-and ``calibration_time_s`` (probe wall time): the whole search's cost, repeated on every seed of
-the cell (it is paid once per cell). The run keeps its planned run id, spec and label.
+and metrics ``calibration_value``, ``calibration_probes`` (the search's probes),
+``calibration_epochs`` (epochs of the probes this search trained) and ``calibration_time_s``
+(their wall time): the search's cost, repeated on every seed of the cell (it is paid once per
+cell); a shared probe is paid by the search that trained it. The run keeps its planned run id,
+spec and label.
 """
 from __future__ import annotations
 
@@ -236,9 +242,10 @@ def annotate(result: dict[str, Any], spec: RunSpec, record: dict[str, Any], reus
     summary["probes"] = [{k: v for k, v in p.items() if k != "result"} for p in probes]
     summary["reused_probe"] = reused
     label = methods.method_label(spec.method, methods.make_hparams(spec.method, **spec.method_hparams))
+    trained = [p for p in probes if "shared_from" not in p]
     cost = {"calibration_value": record["value"], "calibration_probes": len(probes),
-            "calibration_epochs": sum(p["epochs"] for p in probes),
-            "calibration_time_s": sum(p["time_s"] for p in probes)}
+            "calibration_epochs": sum(p["epochs"] for p in trained),
+            "calibration_time_s": sum(p["time_s"] for p in trained)}
     return {**result, "run_id": spec.run_id, "cell_id": spec.cell_id, "label": label,
             "spec": spec.to_dict(), "calibration": summary, "metrics": {**result["metrics"], **cost}}
 
@@ -258,7 +265,15 @@ def calibrate(spec: RunSpec, cal: Calibration, cache: Path | None, train_fn: Run
         known = {p["value"]: p["sparsity"] for p in done}
 
         def measure(planned: Probe) -> float:
-            if planned.value not in known:  # (a value met twice is not run twice)
+            shared = None if planned.value in known else _probe_of_another_target(path, record,
+                                                                                  planned.value)
+            if shared is not None:
+                origin, probe = shared
+                record["probes"].append({**probe, "rule": planned.rule,
+                                         "shared_from": probe.get("shared_from", origin)})
+                known[planned.value] = probe["sparsity"]
+                _save(path, record)
+            elif planned.value not in known:  # (a value met twice is not run twice)
                 probe_spec = with_value(spec, cal.hparam, planned.value, seed=CALIBRATION_SEED,
                                         checkpoint_every=0)
                 t0 = time.perf_counter()
@@ -278,6 +293,29 @@ def calibrate(spec: RunSpec, cal: Calibration, cache: Path | None, train_fn: Run
                       within_tolerance=abs(best.sparsity - spec.target_sparsity) <= cal.tolerance + 1e-12)
         _save(path, record)
         return {**record, "cache": "resumed" if done else "miss"}
+
+
+def _probe_of_another_target(path: Path | None, record: dict[str, Any],
+                             value: float) -> tuple[str, dict[str, Any]] | None:
+    """(key of the search, probe): a probe at ``value`` that a search of the same recipe for another
+    target already ran, or None. Searches in progress count (their file holds each probe once it
+    finished); a probe that was itself shared keeps its ``shared_from``.
+    """
+    if path is None:
+        return None
+    mine = {k: v for k, v in record["recipe"].items() if k != "target_sparsity"}
+    for other in sorted(path.parent.glob("*.json")):
+        if other == path:
+            continue
+        sibling = _load(other)
+        if (sibling is None or sibling.get("hparam") != record["hparam"]
+                or sibling.get("seed") != record["seed"]
+                or {k: v for k, v in sibling.get("recipe", {}).items() if k != "target_sparsity"} != mine):
+            continue
+        for probe in sibling["probes"]:
+            if probe.get("value") == value and probe.get("result") is not None:
+                return sibling.get("key", other.stem), probe
+    return None
 
 
 def _recipe(spec: RunSpec) -> dict[str, Any]:

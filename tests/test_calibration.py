@@ -181,6 +181,38 @@ def test_an_interrupted_search_resumes_without_rerunning_its_probes(tmp_path):
     assert len(resumed.calls) == len(result["calibration"]["probes"]) - 2 + 1
 
 
+@pytest.mark.parametrize("method, hparams", [("grda", {"c": 0.02}), ("demp", {"lambda_peak": 0.05})])
+def test_a_calibrated_method_trains_the_same_whatever_the_target(method, hparams):
+    """The premise of sharing probes between targets: the hparam alone sets the sparsity."""
+    a, b = (train.run(RunSpec(method=method, target_sparsity=t, method_hparams=hparams, **FAST))
+            for t in (0.5, 0.8))
+    assert a["metrics"]["sparsity"] == b["metrics"]["sparsity"] > 0
+    assert a["metrics"]["top1"] == b["metrics"]["top1"]
+    assert [h["train_loss"] for h in a["history"]] == [h["train_loss"] for h in b["history"]]
+
+
+def test_a_search_takes_another_targets_probe_at_the_same_value_instead_of_training_it(tmp_path):
+    first = calibration.run(RunSpec(method="grda", target_sparsity=0.7, seed=1, **FAST),
+                            workdir=tmp_path / "runs" / "a", train_fn=CountingTrain())
+    counting = CountingTrain()
+    spec = RunSpec(method="grda", target_sparsity=0.6, seed=1, **FAST)
+    second = calibration.run(spec, workdir=tmp_path / "runs" / "b", train_fn=counting)
+    probes = second["calibration"]["probes"]
+    shared = [p for p in probes if "shared_from" in p]
+    first_values = {p["value"] for p in first["calibration"]["probes"]}
+    assert "shared_from" in probes[0] and probes[0]["value"] in first_values  # the start is common
+    assert all(p["shared_from"] == first["calibration"]["key"] for p in shared)
+    assert all(p["value"] not in first_values for p in probes if "shared_from" not in p)
+    assert len(counting.calls) == len(probes) - len(shared) + 1  # only the new probes and the run trained
+    trained = [p for p in probes if "shared_from" not in p]
+    assert second["metrics"]["calibration_epochs"] == 2 * len(trained)
+    assert second["metrics"]["calibration_probes"] == len(probes)
+    alone = calibration.run(spec, workdir=tmp_path / "alone" / "runs" / "b", train_fn=CountingTrain())
+    assert [(p["value"], p["sparsity"]) for p in alone["calibration"]["probes"]] == \
+        [(p["value"], p["sparsity"]) for p in probes]  # the same search as without sharing
+    assert alone["metrics"]["top1"] == second["metrics"]["top1"]
+
+
 def test_a_spec_without_calibration_is_a_plain_run():
     counting = CountingTrain()
     result = calibration.run(RunSpec(method="grda", method_hparams={"c": 0.05}, target_sparsity=0.5, **FAST),
