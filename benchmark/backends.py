@@ -22,10 +22,12 @@ import math
 import multiprocessing as mp
 import os
 import signal
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from benchmark.runs import failed_result, safe_run
 from benchmark.spec import RunSpec
@@ -135,11 +137,30 @@ def assign_gpus(workers: int, n_gpus: int, gpus_per_run: float | None) -> list[i
     return [i % n_gpus for i in range(workers)]
 
 
+@contextmanager
+def _sigint_blocked() -> Iterator[None]:
+    """Block SIGINT in this thread while worker processes start, so they inherit it blocked.
+
+    A terminal's Ctrl-C reaches the whole process group, workers included; a worker still
+    importing (before :func:`_init_worker` runs) would die with a traceback. A Ctrl-C that arrives
+    in the window is not lost: the driver gets it once the mask is restored.
+    """
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def _init_worker(slots) -> None:
     """Pin this worker to its GPU before CUDA starts; leave Ctrl-C to the driver.
 
-    Workers ignore SIGINT: on Ctrl-C the driver terminates them itself (promptly, with no
-    traceback from every worker), releases its locks and exits.
+    Workers ignore SIGINT (and start with it blocked, see :func:`_sigint_blocked`): on Ctrl-C the
+    driver terminates them itself (promptly, with no traceback from every worker), releases its
+    locks and exits.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     gpu = slots.get()
@@ -168,7 +189,8 @@ class Local(Backend):
         return bool(self.futures)
 
     def submit(self, spec: RunSpec) -> None:
-        self.futures[self.pool.submit(safe_run, spec, None, _workdir(self.store, spec))] = spec
+        with _sigint_blocked():  # the pool starts a worker process inside submit when it needs one
+            self.futures[self.pool.submit(safe_run, spec, None, _workdir(self.store, spec))] = spec
 
     def next_result(self) -> tuple[RunSpec, dict[str, Any]]:
         done, _ = wait(self.futures, return_when=FIRST_COMPLETED)

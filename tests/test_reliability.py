@@ -174,6 +174,24 @@ def test_two_runners_on_one_folder_share_the_grid_and_compute_each_run_once(tmp_
 
 # ---------------------------------------------------------------------------------------------- Ctrl-C
 
+def test_a_worker_hit_by_ctrl_c_while_it_starts_survives(tmp_path):
+    """A terminal's Ctrl-C reaches the workers too; one still importing must not die with a traceback."""
+    from benchmark.backends import Local, Resources
+    backend = Local(RunStore(tmp_path), Resources(workers=1))
+    spec = RunSpec(dataset="synthetic", model="mlp", method="gmp", target_sparsity=0.5, epochs=1,
+                   batch_size=64, lr=0.1, threads=1)
+    try:
+        backend.submit(spec)
+        (worker,) = backend.pool._processes.values()
+        for _ in range(20):  # during its start-up: spawn, imports, initializer
+            os.kill(worker.pid, signal.SIGINT)
+            time.sleep(0.05)
+        _, result = backend.next_result()
+    finally:
+        backend.abort()
+    assert result["status"] == "complete", result["error"]
+
+
 def test_ctrl_c_with_local_workers_exits_promptly_and_leaves_no_lock(tmp_path):
     out = tmp_path / "res"
     proc = start_cli(*GRID, "--sparsities", "0.5", "0.8", "0.9", "--seeds", "0", "1", "2", "--epochs", "30",
