@@ -265,27 +265,25 @@ def calibrate(spec: RunSpec, cal: Calibration, cache: Path | None, train_fn: Run
         known = {p["value"]: p["sparsity"] for p in done}
 
         def measure(planned: Probe) -> float:
-            shared = None if planned.value in known else _probe_of_another_target(path, record,
-                                                                                  planned.value)
+            if planned.value in known:  # (a value met twice is not run twice)
+                return known[planned.value]
+            shared = _probe_of_another_target(path, record, planned.value)
             if shared is not None:
                 origin, probe = shared
-                record["probes"].append({**probe, "rule": planned.rule,
-                                         "shared_from": probe.get("shared_from", origin)})
-                known[planned.value] = probe["sparsity"]
-                _save(path, record)
-            elif planned.value not in known:  # (a value met twice is not run twice)
+                entry = {**probe, "rule": planned.rule, "shared_from": probe.get("shared_from", origin)}
+            else:
                 probe_spec = with_value(spec, cal.hparam, planned.value, seed=CALIBRATION_SEED,
                                         checkpoint_every=0)
                 t0 = time.perf_counter()
                 result = train_fn(probe_spec)
                 metrics = result["metrics"]
-                record["probes"].append({
-                    "value": planned.value, "rule": planned.rule, "sparsity": metrics["sparsity"],
-                    "top1": metrics["top1"], "epochs": metrics["epochs"], "time_s": time.perf_counter() - t0,
-                    "result": json_safe(result)})
-                known[planned.value] = metrics["sparsity"]
-                _save(path, record)
-            return known[planned.value]
+                entry = {"value": planned.value, "rule": planned.rule, "sparsity": metrics["sparsity"],
+                         "top1": metrics["top1"], "epochs": metrics["epochs"],
+                         "time_s": time.perf_counter() - t0, "result": json_safe(result)}
+            record["probes"].append(entry)
+            known[planned.value] = entry["sparsity"]
+            _save(path, record)
+            return entry["sparsity"]
 
         best, probes, reason = search(measure, spec.target_sparsity, cal,
                                       [Probe(p["value"], p["sparsity"], p.get("rule", "")) for p in done])
@@ -303,14 +301,18 @@ def _probe_of_another_target(path: Path | None, record: dict[str, Any],
     """
     if path is None:
         return None
-    mine = {k: v for k, v in record["recipe"].items() if k != "target_sparsity"}
+
+    def without_target(recipe: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in recipe.items() if k != "target_sparsity"}
+
+    mine = without_target(record["recipe"])
     for other in sorted(path.parent.glob("*.json")):
         if other == path:
             continue
         sibling = _load(other)
         if (sibling is None or sibling.get("hparam") != record["hparam"]
                 or sibling.get("seed") != record["seed"]
-                or {k: v for k, v in sibling.get("recipe", {}).items() if k != "target_sparsity"} != mine):
+                or without_target(sibling.get("recipe", {})) != mine):
             continue
         for probe in sibling["probes"]:
             if probe.get("value") == value and probe.get("result") is not None:

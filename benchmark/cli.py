@@ -58,13 +58,12 @@ def _hparam_flags() -> dict[str, tuple[type, str, list[str]]]:
                 fields[f.name] = (kind, help_text, {name: f.default})
     flags: dict[str, tuple[type, str, list[str]]] = {}
     for field_name, (kind, help_text, defaults) in fields.items():
-        values = list(defaults.values())
-        if all(v == values[0] for v in values):
-            default_text = f"default {values[0]}"
+        by_value: dict[str, list[str]] = {}
+        for method, value in defaults.items():
+            by_value.setdefault(str(value), []).append(method)
+        if len(by_value) == 1:
+            default_text = f"default {next(iter(by_value))}"
         else:
-            by_value: dict[str, list[str]] = {}
-            for method, value in defaults.items():
-                by_value.setdefault(repr(value), []).append(method)
             default_text = "default " + "; ".join(f"{v} for {', '.join(ms)}" for v, ms in by_value.items())
         flags[field_name] = (kind, f"{help_text} ({default_text})", list(defaults))
     return flags

@@ -6,12 +6,13 @@ import pandas as pd
 import pytest
 from test_report import make_result
 
-from benchmark import calibration, train
+from benchmark import backends, calibration, executors, train
 from benchmark.calibration import Probe, next_probe, search, stop_reason
 from benchmark.cli import main
 from benchmark.report import leaderboard, to_markdown
-from benchmark.spec import RunSpec
-from benchmark.store import results_frame
+from benchmark.runs import failed_result
+from benchmark.spec import RunSpec, plan_grid
+from benchmark.store import RunStore, results_frame
 from methods.base import Calibration
 
 
@@ -288,7 +289,6 @@ def test_a_cli_grid_with_grda_calibrates_and_reports(tmp_path, capsys):
 # grid order: searches of different cells can run at once
 
 def test_one_run_per_search_leads_the_grid_the_calibration_seeds_where_the_grid_has_it():
-    from benchmark.spec import plan_grid
     specs = plan_grid(["gmp", "demp", "grda"], [0.9, 0.95], [1, 0], {}, dataset="synthetic", model="mlp",
                       epochs=1, batch_size=64, lr=0.1, threads=1)
     ordered = calibration.searches_first(specs)
@@ -306,10 +306,6 @@ def test_one_run_per_search_leads_the_grid_the_calibration_seeds_where_the_grid_
 
 
 def test_the_driver_dispatches_search_leaders_first(tmp_path, monkeypatch):
-    from benchmark import backends, executors
-    from benchmark.runs import failed_result
-    from benchmark.spec import plan_grid
-    from benchmark.store import RunStore
     specs = plan_grid(["gmp", "demp"], [0.9, 0.95], [0, 1], {}, dataset="synthetic", model="mlp",
                       epochs=1, batch_size=64, lr=0.1, threads=1)
     dispatched = []
