@@ -16,9 +16,9 @@ from typing import Sequence
 import torch
 
 import methods
-from benchmark import calibration
-from benchmark.batching import steps_per_epoch
-from benchmark.data import Dataset
+from benchmark.engine import calibration
+from benchmark.data.batching import steps_per_epoch
+from benchmark.data.containers import Dataset
 from benchmark.spec import RunSpec
 from models import get_model
 

@@ -19,19 +19,27 @@ from typing import Any, Sequence
 import torch
 
 import methods
-from benchmark.backends import EXECUTORS, Resources, assign_gpus
-from benchmark.checks import (UsageError, check_methods, cpu_cores, default_threads,  # noqa: F401
-                              finite_float, output_folder, unknown_name, warn_if_loaded)
-from benchmark.data import DataUnavailableError, available_datasets, dataset_descriptions, load_dataset
-from benchmark.executors import GridSummary, execute
-from benchmark.presets import DEFAULTS, PRESETS, get_preset
-from benchmark.schema import describe_reasons
-from benchmark.spec import RunSpec, plan_grid
-from benchmark.store import RunStore
-from benchmark.train import resolve_device
+from benchmark.execution.backends import EXECUTORS, Resources, assign_gpus
+from benchmark.checks import (UsageError, check_methods, default_threads, finite_float, output_folder,
+                              unknown_name, warn_if_loaded)
+from benchmark.data.registry import (DataUnavailableError, available_datasets, dataset_descriptions,
+                                     load_dataset)
+from benchmark.execution.executors import GridSummary, execute
+from benchmark.presets import PRESETS, get_preset
+from benchmark.store.schema import describe_reasons
+from benchmark.spec import SETTINGS, RunSpec, bounds_problem, plan_grid
+from benchmark.store.run_store import RunStore
+from benchmark.engine.train import resolve_device
 from methods.hparams import field_type
 from methods.schedules import LR_SCHEDULES
 from models import available_activations, available_models, model_descriptions
+
+
+#: The grid's lists, set by a flag or the preset (every other setting is a field of RunSpec).
+GRID_KEYS = ("methods", "sparsities", "seeds")
+#: Where a name-valued setting's valid names are listed, appended to its help.
+CHOICES_HELP = {"activation": f": {', '.join(available_activations())}",
+                "lr_schedule": f": {', '.join(LR_SCHEDULES)}"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -39,7 +47,7 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _hparam_flags() -> dict[str, tuple[type, str, list[str]]]:
+def hparam_flags() -> dict[str, tuple[type, str, list[str]]]:
     """Every method hyperparameter field → (type, help, methods having it).
 
     The help ends with the default; where the methods sharing a field default differently
@@ -81,27 +89,14 @@ def build_parser() -> argparse.ArgumentParser:
     grid.add_argument("--seeds", nargs="+", type=int, help="seeds (initialisation and data order)")
     grid.add_argument("--no-dense-reference", action="store_true",
                       help="do not add the dense baseline (one run per seed) to the grid")
-    data = p.add_argument_group("data and model")
-    data.add_argument("--dataset", help="data set (see --list)")
-    data.add_argument("--data-root", help="folder with the data set files")
+    groups = {"data": p.add_argument_group("data and model"),
+              "training": p.add_argument_group("training (shared by every method)"),
+              "execution": p.add_argument_group("execution")}
+    for f in SETTINGS:  # the run's settings, declared once on RunSpec
+        _add_setting_flag(groups[f.metadata["group"]], f)
+    data, execution = groups["data"], groups["execution"]
     data.add_argument("--no-download", action="store_true",
                       help="never try torchvision's download (fail at once when the data is not on disk)")
-    data.add_argument("--val-fraction", type=finite_float,
-                      help="share of the training set held out for validation")
-    data.add_argument("--model", help="model (see --list)")
-    data.add_argument("--activation", help=f"hidden activation: {', '.join(available_activations())}")
-    train = p.add_argument_group("training (shared by every method)")
-    train.add_argument("--epochs", type=int, help="epochs per run (IMP trains this per round)")
-    train.add_argument("--batch-size", type=int)
-    train.add_argument("--lr", type=finite_float, help="peak learning rate")
-    train.add_argument("--lr-schedule", choices=LR_SCHEDULES)
-    train.add_argument("--warmup-epochs", type=int, help="linear LR warm-up epochs")
-    train.add_argument("--momentum", type=finite_float)
-    train.add_argument("--nesterov", action=argparse.BooleanOptionalAction)
-    train.add_argument("--weight-decay", type=finite_float)
-    execution = p.add_argument_group("execution")
-    execution.add_argument("--device", help="auto (CUDA when available), cpu, cuda, cuda:N")
-    execution.add_argument("--amp", action=argparse.BooleanOptionalAction, help="mixed precision on CUDA")
     execution.add_argument("--executor", choices=EXECUTORS, default="inline",
                            help="inline: one run after another in this process; local: --workers worker "
                                 "processes on this machine; ray: a Ray cluster (RAY_ADDRESS, else a local "
@@ -109,9 +104,6 @@ def build_parser() -> argparse.ArgumentParser:
                                 "SLURM)")
     execution.add_argument("--workers", type=int, default=1,
                            help="worker processes (executor local; default 1)")
-    execution.add_argument("--threads", type=int, default=None,
-                           help="CPU threads per run (default: cores ÷ concurrent runs); part of the run "
-                           "id, because results on a CPU depend on it")
     execution.add_argument("--gpus-per-run", type=finite_float, default=None,
                            help="GPU share per run: 0.25 packs four runs on a GPU (local: at most ⌊1/G⌋ "
                            "workers per GPU, default: as many as --workers asks; ray: default 1; "
@@ -121,12 +113,6 @@ def build_parser() -> argparse.ArgumentParser:
     execution.add_argument("--slurm-partition", help="SLURM partition (executor submitit)")
     execution.add_argument("--slurm-timeout-min", type=int, default=720,
                            help="SLURM time limit per run in minutes (executor submitit; default 720)")
-    execution.add_argument("--compile", action="store_true",
-                           help="torch.compile each model (worth it on a GPU for long runs; compilation "
-                           "takes a minute, and the dead-neuron hooks split the graph)")
-    execution.add_argument("--eval-every", type=int, help="test accuracy every N epochs (the last always)")
-    execution.add_argument("--checkpoint-every", type=int,
-                           help="checkpoint every N epochs so an interrupted run resumes (0 = never)")
     execution.add_argument("--force", action="store_true", help="re-run runs that are already complete")
     out = p.add_argument_group("output")
     out.add_argument("--out", default="results", help="results folder (default results)")
@@ -136,13 +122,25 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     out.add_argument("--no-progress", action="store_true", help="no progress bar")
     hps = p.add_argument_group("method hyperparameters (apply to every selected method that has them)")
-    for name, (kind, help_text, owners) in sorted(_hparam_flags().items()):
+    for name, (kind, help_text, owners) in sorted(hparam_flags().items()):
         metavar = "BOOL" if kind is bool else kind.__name__.upper()
         hps.add_argument(f"--{name.replace('_', '-')}", dest=f"hp_{name}", metavar=metavar,
                          help=f"{help_text} [{', '.join(owners)}]")
     hps.add_argument("--hp", action="append", default=[], metavar="METHOD.FIELD=VALUE",
                      help="set one method's hyperparameter (repeatable; wins over the flags above)")
     return p
+
+
+def _add_setting_flag(group: Any, f: dataclasses.Field) -> None:
+    """Add ``--batch-size`` for RunSpec field ``batch_size`` to an argument group: typed by the field, no
+    default (resolved later: flag → preset → field default)."""
+    flag = f"--{f.name.replace('_', '-')}"
+    help_text = f.metadata["help"] + CHOICES_HELP.get(f.name, "")
+    if f.type == "bool":
+        group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+    else:
+        kind = {"int": int, "float": finite_float}.get(f.type, str)
+        group.add_argument(flag, type=kind, default=None, help=help_text)
 
 
 def listing() -> str:
@@ -163,15 +161,16 @@ def resolve(args: argparse.Namespace) -> dict[str, Any]:
     if args.preset not in PRESETS:
         raise UsageError(unknown_name("preset", args.preset, list(PRESETS)))
     preset = get_preset(args.preset).values
-    keys = ["methods", "sparsities", "seeds", "dataset", "model", "activation", "epochs", "batch_size",
-            "lr", "momentum", "nesterov", "weight_decay", "lr_schedule", "warmup_epochs", "val_fraction",
-            "data_root", "device", "amp", "eval_every", "checkpoint_every"]
     cfg = {}
-    for key in keys:
-        value = getattr(args, key)
-        cfg[key] = value if value is not None else preset.get(key, DEFAULTS.get(key))
-        if cfg[key] is None and key != "data_root":
-            raise UsageError(f"--{key.replace('_', '-')} is required with preset {args.preset!r}")
+    for key in GRID_KEYS:
+        cfg[key] = getattr(args, key) if getattr(args, key) is not None else preset.get(key)
+        if cfg[key] is None:
+            raise UsageError(f"--{key} is required with preset {args.preset!r}")
+    for f in SETTINGS:  # flag, else preset, else RunSpec's default
+        value = getattr(args, f.name)
+        cfg[f.name] = value if value is not None else preset.get(f.name, f.default)
+    if args.threads is None:
+        cfg["threads"] = None  # cores ÷ concurrent runs, once the executor is known (prepare)
     _validate(cfg)
     cfg["hparams"] = _method_hparams(args, cfg["methods"])
     return cfg
@@ -189,29 +188,24 @@ def _validate(cfg: dict[str, Any]) -> None:
     choose(cfg["dataset"], available_datasets(), "dataset")
     choose(cfg["model"], available_models(), "model")
     choose(cfg["activation"], available_activations(), "activation")
+    choose(cfg["lr_schedule"], LR_SCHEDULES, "LR schedule")
+    for f in SETTINGS:
+        problem = bounds_problem(f, cfg[f.name])
+        if problem:
+            raise UsageError(problem)
     for s in cfg["sparsities"]:
         if not 0.0 <= s < 1.0:
             raise UsageError(f"sparsity {s:g} is outside [0, 1)")
     if any(seed < 0 for seed in cfg["seeds"]):
         raise UsageError("seeds must be ≥ 0")
-    for key, low in [("epochs", 1), ("batch_size", 1), ("warmup_epochs", 0), ("eval_every", 0),
-                     ("checkpoint_every", 0)]:
-        if cfg[key] < low:
-            raise UsageError(f"--{key.replace('_', '-')} must be ≥ {low}, got {cfg[key]}")
     if cfg["warmup_epochs"] >= cfg["epochs"]:
         raise UsageError("--warmup-epochs must be smaller than --epochs")
-    if cfg["lr"] <= 0:
-        raise UsageError(f"--lr must be > 0, got {cfg['lr']}")
-    if not 0.0 <= cfg["val_fraction"] < 1.0:
-        raise UsageError(f"--val-fraction must be in [0, 1), got {cfg['val_fraction']}")
-    if not 0.0 <= cfg["momentum"] < 1.0 or cfg["weight_decay"] < 0:
-        raise UsageError("--momentum must be in [0, 1) and --weight-decay ≥ 0")
 
 
 def _method_hparams(args: argparse.Namespace, selected: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Resolved hyperparameters of each selected method (defaults included)."""
     given = {k[3:]: v for k, v in vars(args).items() if k.startswith("hp_") and v is not None}
-    owners = _hparam_flags()
+    owners = hparam_flags()
     for name in given:
         if not set(owners[name][2]) & set(selected):
             raise UsageError(f"--{name.replace('_', '-')} is not a hyperparameter of the selected methods "
@@ -261,7 +255,7 @@ def _main(argv: Sequence[str] | None) -> int:
                           slurm_timeout_min=args.slurm_timeout_min)
     summary = execute(specs, store, executor=args.executor, force=args.force, resources=resources,
                       show_progress=not args.no_progress)
-    from benchmark.report import write_reports
+    from benchmark.report.writer import write_reports  # pandas, scipy: only once the grid ran
     paths = write_reports(store, Path(args.out), run_ids=[s.run_id for s in specs],
                           sparsity_tolerance=args.sparsity_tolerance, plots=not args.no_plots,
                           expected_seeds=sorted({s.seed for s in specs}))
@@ -297,8 +291,6 @@ def prepare(args: argparse.Namespace) -> tuple[list[RunSpec], RunStore]:
             assign_gpus(args.workers, torch.cuda.device_count(), gpus)
         except ValueError as err:
             raise UsageError(str(err)) from None
-    if args.threads is not None and args.threads < 1:
-        raise UsageError(f"--threads must be ≥ 1, got {args.threads}")
     if not args.out.strip():
         raise UsageError("--out must name a folder")
     try:
@@ -311,12 +303,8 @@ def prepare(args: argparse.Namespace) -> tuple[list[RunSpec], RunStore]:
     if not args.no_dense_reference and "dense" not in method_names:
         method_names.insert(0, "dense")
         cfg["hparams"]["dense"] = {}
-    common = {k: cfg[k] for k in ["dataset", "model", "activation", "epochs", "batch_size", "lr",
-                                  "momentum", "nesterov", "weight_decay", "lr_schedule", "warmup_epochs",
-                                  "val_fraction", "data_root", "device", "amp", "eval_every",
-                                  "checkpoint_every"]}
-    common["threads"] = args.threads or default_threads(args)
-    common["compile"] = args.compile
+    common = {f.name: cfg[f.name] for f in SETTINGS}
+    common["threads"] = cfg["threads"] or default_threads(args)
     specs = plan_grid(method_names, cfg["sparsities"], cfg["seeds"], cfg["hparams"], **common)
     check_methods(specs, dataset)
     return specs, RunStore(output_folder(args.out))

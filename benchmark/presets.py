@@ -1,5 +1,8 @@
 """Named grid presets: defaults for the CLI that explicit flags override.
 
+A preset sets the grid (methods, sparsities, seeds) and any of ``RunSpec``'s settings; a setting
+it leaves out takes ``RunSpec``'s declared default (:mod:`benchmark.spec`).
+
 ``quick`` (the default) is sized for 2 CPU cores and real Fashion-MNIST in under 5 minutes: the
 seed methods at 90% sparsity, 3 seeds (gRDA's calibration probes included), on one worker per
 core (``make bench``). A second sparsity doubles it, which no longer fits on a slow 2-core machine. The
@@ -48,12 +51,6 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
         "dataset": "cifar100", "model": "resnet18", "methods": SEED_METHODS,
         "sparsities": [0.9, 0.95, 0.98], "seeds": [0, 1, 2], "epochs": 160, **_CIFAR_TRAINING}),
 ]}
-
-#: Values used when neither a flag nor the preset sets them.
-DEFAULTS: dict[str, Any] = {
-    "activation": "relu", "nesterov": False, "warmup_epochs": 0, "val_fraction": 0.0,
-    "data_root": None, "device": "auto", "amp": True, "eval_every": 1, "checkpoint_every": 0,
-}
 
 
 def get_preset(name: str) -> Preset:

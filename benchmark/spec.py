@@ -15,43 +15,65 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
-#: Fields that define what a run computes, in hashing order.
-SEMANTIC_FIELDS = (
-    "dataset", "model", "activation", "method", "method_hparams", "target_sparsity", "seed",
-    "epochs", "batch_size", "lr", "momentum", "nesterov", "weight_decay", "lr_schedule",
-    "warmup_epochs", "val_fraction", "threads",
-)
-_FLOAT_FIELDS = {"target_sparsity", "lr", "momentum", "weight_decay", "val_fraction"}
-_INT_FIELDS = {"seed", "epochs", "batch_size", "warmup_epochs", "threads"}
+
+def setting(default: Any = dataclasses.MISSING, help: str = "", *, semantic: bool, group: str | None = None,
+            low: float | None = None, high: float | None = None, low_open: bool = False,
+            high_open: bool = False, default_factory: Any = dataclasses.MISSING) -> Any:
+    """A ``RunSpec`` field with everything the rest of the harness derives from it.
+
+    ``semantic`` puts it in the run id; ``group`` (``data``, ``training``, ``execution``) makes it a
+    CLI flag in that group (``--batch-size`` for ``batch_size``), resolved flag → preset → this
+    default; ``low``/``high`` bound it (open ends with ``low_open``/``high_open``), checked with
+    one line naming the flag. Fields without a group (method, sparsity, seed) come from the grid.
+    """
+    metadata = {"semantic": semantic, "group": group, "help": help,
+                "bounds": (low, high, low_open, high_open) if low is not None or high is not None else None}
+    return field(default=default, default_factory=default_factory, metadata=metadata)
 
 
 @dataclass(frozen=True)
 class RunSpec:
-    """Everything one training run needs. Frozen and JSON-serialisable."""
-    dataset: str = "fashion-mnist"
-    model: str = "mlp"
-    activation: str = "relu"
-    method: str = "dense"
-    method_hparams: dict[str, Any] = field(default_factory=dict)
-    target_sparsity: float = 0.0
-    seed: int = 0
-    epochs: int = 10
-    batch_size: int = 128
-    lr: float = 0.1
-    momentum: float = 0.9
-    nesterov: bool = False
-    weight_decay: float = 5e-4
-    lr_schedule: str = "cosine"
-    warmup_epochs: int = 0
-    val_fraction: float = 0.0
-    threads: int = 1  # CPU threads the run computes with (torch.set_num_threads)
+    """Everything one training run needs. Frozen and JSON-serialisable.
+
+    This is the one table of a run's settings: the run-id keys (:data:`SEMANTIC_FIELDS`), the CLI's
+    data, training and execution flags, and the defaults a preset does not set all come from the
+    fields' :func:`setting` metadata. The hashing order is the declaration order.
+    """
+    dataset: str = setting("fashion-mnist", "data set (see --list)", semantic=True, group="data")
+    model: str = setting("mlp", "model (see --list)", semantic=True, group="data")
+    activation: str = setting("relu", "hidden activation", semantic=True, group="data")
+    method: str = setting("dense", semantic=True)
+    method_hparams: dict[str, Any] = setting(semantic=True, default_factory=dict)
+    target_sparsity: float = setting(0.0, semantic=True)
+    seed: int = setting(0, semantic=True)
+    epochs: int = setting(10, "epochs per run (IMP trains this per round)", semantic=True, group="training",
+                          low=1)
+    batch_size: int = setting(128, "examples per optimizer step", semantic=True, group="training", low=1)
+    lr: float = setting(0.1, "peak learning rate", semantic=True, group="training", low=0, low_open=True)
+    momentum: float = setting(0.9, "SGD momentum", semantic=True, group="training", low=0, high=1,
+                              high_open=True)
+    nesterov: bool = setting(False, "Nesterov momentum", semantic=True, group="training")
+    weight_decay: float = setting(5e-4, "L2 weight decay", semantic=True, group="training", low=0)
+    lr_schedule: str = setting("cosine", "learning-rate schedule", semantic=True,
+                               group="training")
+    warmup_epochs: int = setting(0, "linear LR warm-up epochs", semantic=True, group="training", low=0)
+    val_fraction: float = setting(0.0, "share of the training set held out for validation", semantic=True,
+                                  group="data", low=0, high=1, high_open=True)
+    #: CPU threads the run computes with (torch.set_num_threads): on a CPU the numbers depend on it.
+    threads: int = setting(1, "CPU threads per run (default: cores ÷ concurrent runs); part of the run id, "
+                           "because results on a CPU depend on it", semantic=True, group="execution", low=1)
     # where and how it runs: not part of the id
-    data_root: str | None = None
-    device: str = "auto"
-    amp: bool = True
-    eval_every: int = 1
-    checkpoint_every: int = 0
-    compile: bool = False
+    data_root: str | None = setting(None, "folder with the data set files", semantic=False, group="data")
+    device: str = setting("auto", "auto (CUDA when available), cpu, cuda, cuda:N", semantic=False,
+                          group="execution")
+    amp: bool = setting(True, "mixed precision on CUDA", semantic=False, group="execution")
+    eval_every: int = setting(1, "test accuracy every N epochs (the last always)", semantic=False,
+                              group="execution", low=0)
+    checkpoint_every: int = setting(0, "checkpoint every N epochs so an interrupted run resumes (0 = never)",
+                                    semantic=False, group="execution", low=0)
+    compile: bool = setting(False, "torch.compile each model (worth it on a GPU for long runs; compilation "
+                            "takes a minute, and the dead-neuron hooks split the graph)", semantic=False,
+                            group="execution")
 
     def semantic(self) -> dict[str, Any]:
         """The fields that identify the run, in a canonical JSON-ready form."""
@@ -90,6 +112,33 @@ class RunSpec:
     def describe(self) -> str:
         """Short human-readable name: ``gmp s=0.9 seed=1``."""
         return f"{self.method} s={self.target_sparsity:g} seed={self.seed}"
+
+
+#: Fields that define what a run computes (the run-id keys), in hashing order.
+SEMANTIC_FIELDS = tuple(f.name for f in dataclasses.fields(RunSpec) if f.metadata["semantic"])
+#: Fields a flag, a preset or the default sets (the CLI's data, training and execution settings).
+SETTINGS = tuple(f for f in dataclasses.fields(RunSpec) if f.metadata["group"] is not None)
+_FLOAT_FIELDS = {f.name for f in dataclasses.fields(RunSpec) if f.type == "float"}
+_INT_FIELDS = {f.name for f in dataclasses.fields(RunSpec) if f.type == "int"}
+
+
+def bounds_problem(f: dataclasses.Field, value: Any) -> str | None:
+    """``--name must be ≥ 1, got 0`` when ``value`` is outside field ``f``'s bounds; None when inside."""
+    bounds = f.metadata["bounds"]
+    if bounds is None or value is None:
+        return None
+    low, high, low_open, high_open = bounds
+    below = low is not None and (value <= low if low_open else value < low)
+    above = high is not None and (value >= high if high_open else value > high)
+    if not (below or above):
+        return None
+    if high is None:
+        rule = f"{'>' if low_open else '≥'} {low:g}"
+    elif low is None:
+        rule = f"{'<' if high_open else '≤'} {high:g}"
+    else:
+        rule = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    return f"--{f.name.replace('_', '-')} must be {rule}, got {value}"
 
 
 def _digest(fields: dict[str, Any]) -> str:

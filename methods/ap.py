@@ -35,11 +35,15 @@ weights per round, 18% by magnitude and q = 2% by AP. ``ap_share=0`` is exactly 
 copy is taken at the first ``after_backward`` after an event (before that step's update), so it
 sees whatever the base did right after pruning (IMP's rewind, GraNet's regrowth).
 
-Deviations from the official code (on purpose): AP's count is exactly round(q/p · k) rather than
-⌊q · N_alive⌋ plus every weight tied at the threshold (``<=``); BN weights and biases are never in
-either pool (the official pool double-counts them); the official code only has IMP as a base, so
-for bases without rounds (``gmp``, ``magnitude``, GraNet) "the start of the round" is read as the
-previous prune event (or attach time), the same rule that gives IMP its rewind point.
+Deviations from the official code (on purpose): AP's count is exactly round(q/p · k). The official
+step removes ⌊q · |P|⌋ + 1 negative survivors, not ⌊q · |P|⌋: its ``<=`` against the sorted
+movements at 0-based index ⌊q · |P|⌋ takes that entry too. P, its pool of the weights alive before
+the event, holds every tensor named ``weight`` (BN's γ included, no bias) and counts a weight tensor
+twice when its layer has a bias (in its ResNet-20: BN's γ and the classifier), so such a weight
+fills two of those places. BN weights and biases are never in our pools. The official code only
+has IMP as a base, so for bases without rounds (``gmp``, ``magnitude``, GraNet) "the start of the
+round" is read as the previous prune event (or attach time), the same rule that gives IMP its rewind
+point.
 """
 from __future__ import annotations
 

@@ -71,7 +71,7 @@ class Calibration:
     with probe runs of the same recipe whenever the grid gives a target and ``hparam`` is 0.
     The search starts at ``start`` (default: the geometric mean of the bounds), stops at the first
     probe whose measured sparsity is within ``tolerance`` of the target, and runs at most
-    ``max_probes`` probes (see ``benchmark/calibration.py``).
+    ``max_probes`` probes (see ``benchmark/engine/calibration.py``).
     """
     hparam: str
     low: float

@@ -175,15 +175,20 @@ class GraNet(Regeneration, GMP):
     default). With ``death_rate=0`` and s_i = 0 this is ``gmp`` weight for weight.
 
     Schedule scaling: Δt and the window follow ``gmp``'s rule: tf = ``end_frac`` (0.5) of the run,
-    as the recipe's epoch 80 of 160, and ``interval=0`` gives Δt = ⌊(tf − t0)/30⌋, as the recipe's
-    Δt = 1000 iterations over 80 × 391 steps (≈ 31 events), so short budgets keep the shape.
+    as the recipe's epoch 80 of 160, and ``interval=0`` gives Δt = ⌊(tf − t0)/30⌋, so short budgets
+    keep the shape. The recipe's Δt = 1000 iterations gives 27 prune events with its default 10%
+    validation split (45k/128 → 352 iterations per epoch) and 30 on the full 50k set (391): it
+    prunes at t = 1000, 2000, … (never at step 0) only while ⌊t/Δt⌋ ≤ ⌊80 · iterations/Δt⌋ − 1.
 
     Deviations from the official code:
 
     - The schedule's last event falls exactly on tf and reaches s_f; the official code indexes
       events k0 … kf − 1, so its last event falls 1/n³ of the way short of s_f.
     - Exact counts: pruning keeps exactly round((1 − s_t)·N) weights and each swap moves exactly
-      m per layer (ties by flat index); the official strict ``>`` thresholds may remove more on ties.
+      m per layer (ties by flat index). The official prune step keeps int((1 − s_t)·N) − 1 weights
+      at every event: with k = int((1 − s_t)·N), its strict ``>`` against the k-th largest |W| drops
+      that k-th weight too (a weight tied with it would go as well); its swap drops ⌈r_t·nnz⌉ per
+      layer, more only on ties.
     - The random sparse start has exact per-layer counts from the ERK (or uniform) densities,
       at random positions from the method's own generator seeded by the run seed, instead of a
       per-element Bernoulli draw from the global RNG (which would also shift the data order).

@@ -15,7 +15,7 @@ sparsity it reaches is measured from the weights like every method's.
   all parameters: the ``sparsity_all`` metric).
 - **c.** Sparsity is an outcome of c, μ, the step size and the run length. ``c = 0`` with a
   target sparsity asks the harness to find c (:attr:`calibration`: a search over log c with probe
-  runs of the same recipe, see ``benchmark/calibration.py``); with target 0 it is plain SGD.
+  runs of the same recipe, see ``benchmark/engine/calibration.py``); with target 0 it is plain SGD.
 - **μ = 0.51 by default.** The paper requires μ ∈ (½, 1): the threshold must outgrow the √n random
   walk of the accumulated gradient noise. Just above ½ it grows most slowly, so weights go late
   and gently; that is the paper's most accurate setting on CIFAR-10 VGG16 (μ = 0.51: 91.02 %

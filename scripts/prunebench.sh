@@ -63,6 +63,6 @@ case "${1:-}" in
   # 2 cores, measured on the quick grid); flags given after it win (e.g. --executor inline).
   bench) setup; shift; exec "$VENV/bin/python" run_benchmarks.py --executor local --workers "$(nproc)" "$@" ;;
   test)  setup; "$VENV/bin/python" -m flake8; exec "$VENV/bin/python" -m pytest ;;
-  speed) setup; shift; exec "$VENV/bin/python" -m benchmark.speed "$@" ;;
+  speed) setup; shift; exec "$VENV/bin/python" -m benchmark.perf "$@" ;;
   *) echo "usage: bash scripts/prunebench.sh {setup|bench|test|speed} [args]" >&2; exit 2 ;;
 esac

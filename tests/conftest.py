@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from benchmark import data
+from benchmark.data import registry as data
 
 
 @pytest.fixture(autouse=True)

@@ -1,7 +1,7 @@
 """Hand-built, schema-valid run results for the store and report tests (no torch)."""
 from __future__ import annotations
 
-from benchmark.schema import SCHEMA_VERSION
+from benchmark.store.schema import SCHEMA_VERSION
 from benchmark.spec import RunSpec
 
 MACS_DENSE = 1000

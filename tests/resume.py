@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmark import train
+from benchmark.engine import train
 from benchmark.spec import RunSpec
 
 

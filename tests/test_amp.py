@@ -3,10 +3,11 @@ import pytest
 import torch
 
 import methods
-from benchmark import train
-from benchmark.batching import steps_per_epoch, train_batches
-from benchmark.data import load_dataset
-from benchmark.probe import probe_inputs
+from benchmark.engine import train
+from benchmark.engine.device import DivergenceGuard, Precision
+from benchmark.data.batching import steps_per_epoch, train_batches
+from benchmark.data.registry import load_dataset
+from benchmark.engine.probe import probe_inputs
 from benchmark.spec import RunSpec
 from methods.masks import all_prunable_weights
 
@@ -33,7 +34,7 @@ def test_every_method_is_exact_under_bf16_autocast(name):
     if method.wants_probe:
         method.set_probe(probe_inputs(data.train))
     method.attach(model, optimizer, n_steps, plan.total_epochs)
-    precision = train.Precision(torch.device("cpu"), enabled=True, cpu_bf16=True)
+    precision = Precision(torch.device("cpu"), enabled=True, cpu_bf16=True)
     assert precision.dtype == torch.bfloat16
     seen_bf16 = []  # training forwards only (the methods' eval-mode probes run in fp32)
 
@@ -44,7 +45,7 @@ def test_every_method_is_exact_under_bf16_autocast(name):
     for epoch in range(plan.total_epochs):
         batches = train_batches(data.train, spec.batch_size, spec.seed, epoch)
         loss, _ = train.train_epoch(model, method, optimizer, precision, batches, epoch * n_steps,
-                                    lambda step: spec.lr, train.DivergenceGuard(torch.device("cpu"), n_steps))
+                                    lambda step: spec.lr, DivergenceGuard(torch.device("cpu"), n_steps))
         method.on_epoch_end(epoch)
         assert loss == loss  # finite, not NaN
     handle.remove()

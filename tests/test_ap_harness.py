@@ -6,12 +6,14 @@ import pandas as pd
 import pytest
 import torch
 
-from benchmark import train
-from benchmark.ap_effect import AP_COLUMNS
+from benchmark.engine import train
+from benchmark.report.ap_effect import AP_COLUMNS
 from benchmark.cli import main
-from benchmark.report import ci95_halfwidth, leaderboard, write_reports
+from benchmark.report.leaderboard import leaderboard
+from benchmark.report.statistics import ci95_halfwidth
+from benchmark.report.writer import write_reports
 from benchmark.spec import RunSpec
-from benchmark.store import RunStore
+from benchmark.store.run_store import RunStore
 from resume import resumed_and_straight
 from test_report import make_result
 

@@ -5,8 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from benchmark.batching import eval_batches, steps_per_epoch, train_batches
-from benchmark.data import Split
+from benchmark.data.batching import eval_batches, steps_per_epoch, train_batches
+from benchmark.data.containers import Split
 
 
 pytestmark = pytest.mark.usefixtures("one_thread", "fresh_data_cache")

@@ -6,13 +6,20 @@ import pandas as pd
 import pytest
 from test_report import make_result
 
-from benchmark import backends, calibration, executors, train
-from benchmark.calibration import Probe, next_probe, search, stop_reason
+from benchmark.execution import backends
+
+from benchmark.engine import calibration
+
+from benchmark.execution import executors
+
+from benchmark.engine import train
+from benchmark.engine.calibration import Probe, next_probe, search, stop_reason
 from benchmark.cli import main
-from benchmark.report import leaderboard, to_markdown
-from benchmark.runs import failed_result
+from benchmark.report.leaderboard import leaderboard
+from benchmark.report.markdown import to_markdown
+from benchmark.execution.runs import failed_result
 from benchmark.spec import RunSpec, plan_grid
-from benchmark.store import RunStore, results_frame
+from benchmark.store.run_store import RunStore, results_frame
 from methods.base import Calibration
 
 
@@ -244,23 +251,25 @@ def test_the_leaderboard_shows_the_search_cost_in_its_budget_columns():
 
 
 def test_the_accuracy_plot_puts_points_at_their_measured_sparsity():
-    from benchmark.plots import _cells, _fig_accuracy, _Style
+    from benchmark.report.plots.accuracy import fig_accuracy
+    from benchmark.report.plots.style import Style, figure_cells
     results = [make_result("dense", 0.0, 0)]
     results += [make_result("grda", t, 0, top1=0.85, sparsity=s) for t, s in [(0.8, 0.83), (0.9, 0.88)]]
     board = leaderboard(results_frame(results))
-    cells = _cells(board)
-    fig = _fig_accuracy(cells, _Style(cells))
+    cells = figure_cells(board)
+    fig = fig_accuracy(cells, Style(cells))
     (line,) = [ln for ln in fig.axes[0].lines if ln.get_label() == "grda"]
     assert list(line.get_xdata()) == [0.83, 0.88]
     assert "measured sparsity" in fig.axes[0].get_xlabel()
 
 
 def test_a_single_sparsity_grid_draws_its_ci_as_error_bars():
-    from benchmark.plots import _cells, _fig_accuracy, _Style
+    from benchmark.report.plots.accuracy import fig_accuracy
+    from benchmark.report.plots.style import Style, figure_cells
     results = [make_result("dense", 0.0, s, top1=0.9) for s in (0, 1)]
     results += [make_result("gmp", 0.9, s, top1=t) for s, t in [(0, 0.80), (1, 0.82)]]
-    cells = _cells(leaderboard(results_frame(results)))
-    ax = _fig_accuracy(cells, _Style(cells)).axes[0]
+    cells = figure_cells(leaderboard(results_frame(results)))
+    ax = fig_accuracy(cells, Style(cells)).axes[0]
     (bar,) = ax.containers                                        # gmp's error bar, no band
     (segment,) = bar.lines[2][0].get_segments()
     sd = 0.02 / 2 ** 0.5                                          # of 0.80 and 0.82

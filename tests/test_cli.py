@@ -98,7 +98,7 @@ def test_a_diverging_grid_fails_every_run_as_diverged_and_exits_1(tmp_path, caps
 
 
 def test_cuda_out_of_memory_is_reported_as_such():
-    from benchmark.executors import failed_result
+    from benchmark.execution.executors import failed_result
     from benchmark.spec import RunSpec
     import torch
     result = failed_result(RunSpec(method="gmp", target_sparsity=0.5),
@@ -253,8 +253,8 @@ def test_help_lists_every_flag_and_exits_0(capsys):
 
 def test_shared_flag_help_states_each_methods_own_default():
     """``lambda_peak`` is 1e-3 for dnr but 0 (searched) for demp: the help must not show one default."""
-    from benchmark.cli import _hparam_flags
-    flags = _hparam_flags()
+    from benchmark.cli import hparam_flags
+    flags = hparam_flags()
     assert flags["lambda_peak"][1].endswith("(default 0.0 for demp; 0.001 for dnr, dnr+ap)")
     assert flags["lambda_peak"][2] == ["demp", "dnr", "dnr+ap"]
     assert flags["patience"][1].endswith("(default 3)")

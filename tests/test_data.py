@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark import data
-from benchmark.batching import train_batches
-from benchmark.data import (DataUnavailableError, Dataset, Split, available_datasets, dataset_descriptions,
-                            load_dataset)
-from benchmark.idx import find_idx_files, read_idx
+from benchmark.data import registry as data
+from benchmark.data.batching import train_batches
+from benchmark.data.containers import Dataset, Split
+from benchmark.data.idx import find_idx_files, read_idx
+from benchmark.data.registry import (DataUnavailableError, available_datasets, dataset_descriptions,
+                                     load_dataset)
 
 NAMES = ["cifar10", "cifar100", "fashion-mnist", "mnist", "random-cifar", "synthetic"]
 FILES = {

@@ -5,9 +5,9 @@ from pathlib import Path
 import pandas as pd
 
 from benchmark.cli import main
-from benchmark.plots import render_figures
-from benchmark.report import leaderboard
-from benchmark.store import results_frame
+from benchmark.report.leaderboard import leaderboard
+from benchmark.report.plots.render import render_figures
+from benchmark.store.run_store import results_frame
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_report import make_result  # noqa: E402  (the report tests' result fixture)

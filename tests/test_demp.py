@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 import methods
-from benchmark import metrics
+from benchmark.engine import metrics
 from methods.activations import probe_dead_units
 from resume import resumed_and_straight
 

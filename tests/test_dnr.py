@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 import methods
-from benchmark import metrics
+from benchmark.engine import metrics
 from benchmark.spec import RunSpec
 from methods.masks import all_prunable_weights, magnitude_masks
 from resume import resumed_and_straight

@@ -3,16 +3,15 @@ import os
 import signal
 import sys
 import threading
-import time
 import types
-from pathlib import Path
 
 import pytest
 
-from benchmark import executors
-from benchmark.backends import assign_gpus
+from benchmark.execution import executors
+from benchmark.execution.backends import assign_gpus
 from benchmark.spec import plan_grid
-from benchmark.store import RunStore
+from benchmark.store.run_store import RunStore
+from sync import pause_environment, paused, release
 
 COMMON = dict(dataset="synthetic", model="mlp", epochs=1, batch_size=64, lr=0.1, threads=1)
 
@@ -151,43 +150,33 @@ def test_a_grid_on_a_real_local_ray_instance_matches_inline_and_resumes(tmp_path
     assert (again.completed, again.skipped) == (0, 6)  # finished runs are never submitted
 
 
-def _ray_task_pids() -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if (entry / "cmdline").read_bytes().startswith(b"ray::remote_run"):
-                    pids.append(int(entry.name))
-            except OSError:
-                pass
-    return pids
-
-
-def test_a_ray_task_whose_worker_dies_is_recorded_as_failed_and_the_grid_goes_on(tmp_path, ray_cluster):
-    specs = plan_grid(["gmp"], [0.8], [0, 1, 2], {}, **{**COMMON, "epochs": 6})
+def test_a_ray_task_whose_worker_dies_is_recorded_as_failed_and_the_grid_goes_on(
+        tmp_path, monkeypatch, ray_cluster):
+    """The first task to start training is held at a pause point and its worker killed there; the
+    other tasks are released and complete."""
+    specs = plan_grid(["gmp"], [0.8], [0, 1, 2], {}, **{**COMMON, "epochs": 2})
+    pauses = tmp_path / "pauses"
+    for name, value in pause_environment(pauses, "epoch_started").items():
+        monkeypatch.setenv(name, value)  # the Ray backend forwards them to its tasks
     killed = []
 
     def kill_one_worker():
-        deadline = time.time() + 120
-        while time.time() < deadline and not killed:
-            # Kill the first worker seen running a task at once: a worker found a second
-            # later may have finished its run (retitled ``ray::IDLE``), and killing an idle
-            # worker fails nothing, which made this test flaky on a fast machine.
-            pids = _ray_task_pids()
-            if pids:
-                os.kill(pids[0], signal.SIGKILL)
-                killed.append(pids[0])
-            time.sleep(0.05)
+        try:
+            pid = paused(pauses, "epoch_started")[0]
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+        finally:
+            release(pauses, "epoch_started")  # the grid goes on whatever happened here
     killer = threading.Thread(target=kill_one_worker)
     killer.start()
-    store = RunStore(tmp_path)
+    store = RunStore(tmp_path / "res")
     summary = executors.execute(specs, store, executor="ray", show_progress=False)
     killer.join()
     assert killed and summary.failed == 1 and summary.completed == 2
     (failure,) = summary.failures
     assert failure["reason"] == "worker_died" and failure["error"].startswith("worker_died: ")
     assert store.load(failure["run_id"])["failure"] == {"reason": "worker_died"}
-    assert not list(tmp_path.glob("runs/*/lock"))
+    assert not list(store.root.glob("runs/*/lock"))
 
 
 # ------------------------------------------------------------------------------------- SLURM (submitit)

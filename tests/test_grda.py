@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 import methods
-from benchmark import train
+from benchmark.engine import train
 from benchmark.cli import main
 from benchmark.spec import RunSpec
 from methods.base import OptimizerConfig

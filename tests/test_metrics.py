@@ -3,8 +3,8 @@ import pytest
 import torch
 from torch import nn
 
-from benchmark import metrics
-from benchmark.data import Split
+from benchmark.engine import metrics
+from benchmark.data.containers import Split
 from methods.activations import ActivationMonitor
 
 

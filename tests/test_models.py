@@ -1,93 +1,23 @@
 """Tests for the ``models`` package: registry, architectures and the conventions the pruning harness uses."""
 from __future__ import annotations
 
-from typing import Dict, List, Tuple
+from typing import Tuple
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.overrides import TorchFunctionMode
 
-from models import ACTIVATION_TYPES, available_activations, available_models, get_model, model_descriptions
+from model_cases import (GRAY, MODELS, PRUNABLE_COUNTS, RGB, build, n_params, one_thread_then_clear_cache,
+                         prunable, shared, small_shape)
+from models import available_activations, available_models, get_model, model_descriptions
 from models.activations import make_activation
 from models.resnet_cifar import PadShortcut
 
-MODELS = ["lenet5", "mlp", "resnet18", "resnet20", "resnet56", "vgg16"]
-GRAY = (1, 28, 28)
-RGB = (3, 32, 32)
-# Per model: (number of activation modules, total hidden units = sum of their channel / feature counts).
-ACTIVATION_SITES: Dict[str, Tuple[int, int]] = {
-    "mlp": (2, 300 + 100),
-    "lenet5": (4, 6 + 16 + 120 + 84),
-    "resnet20": (19, 16 + 6 * (16 + 32 + 64)),
-    "resnet56": (55, 16 + 18 * (16 + 32 + 64)),
-    "resnet18": (17, 64 + 4 * (64 + 128 + 256 + 512)),
-    "vgg16": (13, 2 * 64 + 2 * 128 + 3 * 256 + 6 * 512),
-}
-# Per model: (number of Conv2d, number of Linear).
-PRUNABLE_COUNTS: Dict[str, Tuple[int, int]] = {
-    "mlp": (0, 3),
-    "lenet5": (2, 3),
-    "resnet20": (19, 1),   # stem + 18; option-A shortcuts add no convs
-    "resnet56": (55, 1),
-    "resnet18": (20, 1),   # stem + 16 + three 1x1 projection shortcuts
-    "vgg16": (13, 1),
-}
-ACTIVATION_CLASSES = {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "swish": nn.SiLU}
-ALL_ACTIVATION_LIKE = (nn.ReLU, nn.LeakyReLU, nn.SiLU, nn.GELU, nn.ELU, nn.ReLU6, nn.Tanh, nn.Sigmoid,
-                       nn.Hardswish, nn.PReLU)
-
-
-def build(name: str, in_shape: Tuple[int, int, int] = RGB, num_classes: int = 10,
-          activation: str = "relu", seed: int = 0) -> nn.Module:
-    torch.manual_seed(seed)
-    return get_model(name, in_shape, num_classes, activation)
-
-
-_CACHE: Dict[Tuple[str, Tuple[int, int, int], str], nn.Module] = {}
-
-
-def shared(name: str, activation: str = "relu") -> nn.Module:
-    """Seed-0 model on :func:`small_shape`, built once per module for structural tests."""
-    key = (name, small_shape(name), activation)
-    if key not in _CACHE:
-        _CACHE[key] = build(name, small_shape(name), activation=activation)
-    return _CACHE[key]
-
 
 @pytest.fixture(autouse=True, scope="module")
-def _module_setup():
-    """Single intra-op thread: batches here are tiny, and on a busy 2-core machine OpenMP
-    spin-waiting made this file ~4x slower. Thread count and the model cache are restored /
-    freed afterwards so other test modules are unaffected."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-    _CACHE.clear()
-
-
-def small_shape(name: str) -> Tuple[int, int, int]:
-    """Cheap input shape for the two big models, the CIFAR shape for the others."""
-    return (3, 16, 16) if name in ("resnet18", "vgg16") else RGB
-
-
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def activations(model: nn.Module) -> List[nn.Module]:
-    return [m for m in model.modules() if isinstance(m, ACTIVATION_TYPES)]
-
-
-def prunable(model: nn.Module) -> List[nn.Module]:
-    return [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-
-
-def width(layer: nn.Module) -> int:
-    return layer.out_channels if isinstance(layer, nn.Conv2d) else layer.out_features
-
+def _one_thread():
+    yield from one_thread_then_clear_cache()
 
 # --------------------------------------------------------------------------- registry
 
@@ -192,97 +122,6 @@ def test_option_a_shortcut_pads_zeros() -> None:
     assert out.shape == (2, 32, 4, 4) and out.dtype == torch.bfloat16
     assert torch.equal(out[:, 8:24], x[:, :, ::2, ::2])
     assert not out[:, :8].any() and not out[:, 24:].any()
-
-
-# --------------------------------------------------------------------------- activation modules
-
-
-@pytest.mark.parametrize("name", MODELS)
-def test_activation_modules_distinct_and_called_once(name: str) -> None:
-    model = shared(name)
-    acts = activations(model)
-    assert len(acts) == ACTIVATION_SITES[name][0]
-    # No module object is registered twice anywhere in the tree.
-    every = [m for _, m in model.named_modules(remove_duplicate=False)]
-    assert len({id(m) for m in every}) == len(every)
-    assert all(not getattr(m, "inplace", False) for m in acts)
-
-    calls = {id(m): 0 for m in acts}
-    handles = [m.register_forward_hook(lambda mod, i, o: calls.__setitem__(id(mod), calls[id(mod)] + 1))
-               for m in acts]
-    with torch.no_grad():
-        model(torch.randn(2, *small_shape(name)))
-        model(torch.randn(2, *small_shape(name)))
-    for h in handles:
-        h.remove()
-    assert set(calls.values()) == {2}
-
-
-class _CountActivationCalls(TorchFunctionMode):
-    """Counts every relu / leaky_relu / silu call, whether issued by a module or functionally."""
-
-    NAMES = {"relu", "relu_", "leaky_relu", "leaky_relu_", "silu", "silu_"}
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.count = 0
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
-        if getattr(func, "__name__", "") in self.NAMES:
-            self.count += 1
-        return func(*args, **(kwargs or {}))
-
-
-@pytest.mark.parametrize("activation", ["relu", "swish"])
-@pytest.mark.parametrize("name", MODELS)
-def test_no_functional_activations(name: str, activation: str) -> None:
-    # Every nonlinearity evaluated in forward belongs to an activation module (hookable).
-    model = shared(name, activation)
-    x = torch.randn(2, *small_shape(name))
-    with torch.no_grad(), _CountActivationCalls() as counter:
-        model(x)
-    assert counter.count == ACTIVATION_SITES[name][0]
-
-
-@pytest.mark.parametrize("name", MODELS)
-def test_activation_outputs_match_preceding_layer(name: str) -> None:
-    model = shared(name)
-    expected: Dict[int, int] = {}
-    last = None
-    for module in model.modules():
-        if isinstance(module, (nn.Conv2d, nn.Linear)):
-            last = module
-        elif isinstance(module, ACTIVATION_TYPES):
-            assert last is not None, "activation before any prunable layer"
-            expected[id(module)] = width(last)
-    seen: Dict[int, int] = {}
-    handles = [m.register_forward_hook(lambda mod, i, o: seen.__setitem__(id(mod), o.shape[1]))
-               for m in activations(model)]
-    with torch.no_grad():
-        model(torch.randn(2, *small_shape(name)))
-    for h in handles:
-        h.remove()
-    assert seen == expected
-    assert sum(seen.values()) == ACTIVATION_SITES[name][1]
-
-
-@pytest.mark.parametrize("name", MODELS)
-def test_activation_choice_changes_modules(name: str) -> None:
-    shape = small_shape(name)
-    x = torch.randn(2, *shape)
-    outputs = {}
-    for act, cls in ACTIVATION_CLASSES.items():
-        model = shared(name, act).train()  # batch statistics: output depends only on weights and x
-        found = [m for m in model.modules() if isinstance(m, ALL_ACTIVATION_LIKE)]
-        assert len(found) == ACTIVATION_SITES[name][0]
-        assert all(type(m) is cls for m in found)
-        if act == "leaky_relu":
-            assert all(m.negative_slope == 0.01 for m in found)
-        with torch.no_grad():
-            outputs[act] = model(x)
-    # Same seed -> same weights, so differing logits show the activation is really used.
-    assert not torch.allclose(outputs["relu"], outputs["swish"])
-    assert not torch.allclose(outputs["relu"], outputs["leaky_relu"])
 
 
 # --------------------------------------------------------------------------- layer conventions

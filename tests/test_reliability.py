@@ -1,4 +1,8 @@
-"""Interruptions and concurrent runners: run locks, kill -9 and resume, two runners, Ctrl-C."""
+"""Interruptions and concurrent runners: run locks, kill -9 and resume, two runners, Ctrl-C.
+
+Every kill and interrupt happens at a pause point the code exposes (see ``tests/sync.py``), never
+after a sleep.
+"""
 from __future__ import annotations
 
 import json
@@ -9,12 +13,18 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from benchmark import locks, train
+from benchmark.execution import locks
+
+from benchmark.engine import train
 from benchmark.spec import RunSpec
-from benchmark.store import RunStore
+from benchmark.execution.backends import Local, Resources
+from benchmark.store.layout import checkpoint_file, lock_file, takeover_file
+from benchmark.store.run_store import RunStore
+from sync import environment_with, pause_environment, paused, release
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = ["--dataset", "synthetic", "--model", "mlp", "--batch-size", "64", "--no-progress", "--no-plots",
@@ -27,12 +37,22 @@ def _as_in_a_terminal() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def start_cli(*args: str) -> subprocess.Popen:
-    """The CLI in its own process group (so a test can kill it and its workers like a terminal)."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+def start_cli(*args: str, env: dict[str, Any] | None = None) -> subprocess.Popen:
+    """The CLI in its own process group (so a test can kill it and its workers like a terminal);
+    ``env`` adds variables (pause points) to this process's environment."""
+    env = environment_with({"OMP_NUM_THREADS": "1", **(env or {})})
     return subprocess.Popen([sys.executable, str(ROOT / "run_benchmarks.py"), *args], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
                             preexec_fn=_as_in_a_terminal)
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    """kill -9 the CLI's whole process group (itself and its workers), if any of it is left."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=60)
 
 
 def finish(proc: subprocess.Popen, timeout: float = 300) -> tuple[int, str, str]:
@@ -100,13 +120,13 @@ def test_stale_locks_are_detected_and_taken_over(tmp_path, info, age_s, stale):
     if taken:
         assert locks.read_lock(path)["pid"] == os.getpid()
         taken.release()
-    assert not (tmp_path / "run" / locks.TAKEOVER_FILE).exists()
+    assert not takeover_file(tmp_path / "run").exists()
 
 
 def test_a_takeover_in_progress_blocks_a_second_taker(tmp_path):
     path = tmp_path / "run" / "lock"
     _write_lock(path, 0, host=socket.gethostname(), pid=dead_pid())
-    (tmp_path / "run" / locks.TAKEOVER_FILE).write_text("")  # another runner is taking it over
+    takeover_file(tmp_path / "run").write_text("")  # another runner is taking it over
     assert locks.try_lock(tmp_path / "run") is None
     assert path.exists()
 
@@ -117,20 +137,14 @@ def test_a_grid_killed_with_sigkill_mid_run_completes_on_rerun_and_resumes_from_
     out = tmp_path / "res"
     args = [*GRID, "--sparsities", "0.5", "0.9", "--seeds", "0", "--epochs", "6", "--checkpoint-every", "1",
             "--out", str(out)]
-    proc = start_cli(*args)
-    deadline = time.time() + 240
-    interrupted = None
-    while time.time() < deadline and interrupted is None:
-        time.sleep(0.05)
-        for run_dir in (out / "runs").glob("*") if (out / "runs").exists() else []:
-            if (run_dir / "checkpoint.pt").exists() and not (run_dir / "result.json").exists():
-                interrupted = run_dir
-                break
-    assert interrupted is not None, "no run reached its first checkpoint"
-    time.sleep(0.3)  # anywhere inside the run: between or during epochs and checkpoint writes
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
-    assert (interrupted / "lock").exists()  # a dead runner's lock stays behind...
+    pauses = tmp_path / "pauses"
+    proc = start_cli(*args, env=pause_environment(pauses, "checkpoint_saved"))
+    try:
+        paused(pauses, "checkpoint_saved", proc=proc)  # a run has written its first checkpoint
+        (interrupted,) = [d for d in (out / "runs").iterdir() if checkpoint_file(d).exists()]
+    finally:
+        kill_group(proc)
+    assert lock_file(interrupted).exists()  # a dead runner's lock stays behind...
     done_before = sum(1 for r in (out / "runs").glob("*/result.json"))
 
     code, stdout, stderr = finish(start_cli(*args))
@@ -174,18 +188,19 @@ def test_two_runners_on_one_folder_share_the_grid_and_compute_each_run_once(tmp_
 
 # ---------------------------------------------------------------------------------------------- Ctrl-C
 
-def test_a_worker_hit_by_ctrl_c_while_it_starts_survives(tmp_path):
+def test_a_worker_hit_by_ctrl_c_while_it_starts_survives(tmp_path, monkeypatch):
     """A terminal's Ctrl-C reaches the workers too; one still importing must not die with a traceback."""
-    from benchmark.backends import Local, Resources
+    pauses = tmp_path / "pauses"
+    for name, value in pause_environment(pauses, "worker_starting").items():
+        monkeypatch.setenv(name, value)  # the spawned worker inherits them
     backend = Local(RunStore(tmp_path), Resources(workers=1))
     spec = RunSpec(dataset="synthetic", model="mlp", method="gmp", target_sparsity=0.5, epochs=1,
                    batch_size=64, lr=0.1, threads=1)
     try:
         backend.submit(spec)
-        (worker,) = backend.pool._processes.values()
-        for _ in range(20):  # during its start-up: spawn, imports, initializer
-            os.kill(worker.pid, signal.SIGINT)
-            time.sleep(0.05)
+        (worker,) = paused(pauses, "worker_starting")  # imported, not yet ignoring Ctrl-C
+        os.kill(worker, signal.SIGINT)
+        release(pauses, "worker_starting")
         _, result = backend.next_result()
     finally:
         backend.abort()
@@ -193,17 +208,17 @@ def test_a_worker_hit_by_ctrl_c_while_it_starts_survives(tmp_path):
 
 
 def test_ctrl_c_with_local_workers_exits_promptly_and_leaves_no_lock(tmp_path):
-    out = tmp_path / "res"
+    """Both workers are held inside a run and never released: the grid can only end by the driver
+    stopping them, so its exit proves it does not wait for running runs."""
+    out, pauses = tmp_path / "res", tmp_path / "pauses"
     proc = start_cli(*GRID, "--sparsities", "0.5", "0.8", "0.9", "--seeds", "0", "1", "2", "--epochs", "30",
-                     "--executor", "local", "--workers", "2", "--out", str(out))
-    deadline = time.time() + 120
-    while time.time() < deadline and len(list(out.glob("runs/*/lock"))) < 2:
-        time.sleep(0.1)
-    assert len(list(out.glob("runs/*/lock"))) == 2, "the workers never started"
-    time.sleep(1.0)  # the workers are training now
-    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
-    start = time.time()
-    code, _, stderr = finish(proc, timeout=60)
-    assert time.time() - start < 15
+                     "--executor", "local", "--workers", "2", "--out", str(out),
+                     env=pause_environment(pauses, "epoch_started"))
+    try:
+        paused(pauses, "epoch_started", count=2, proc=proc)  # both workers are inside a run
+        os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+        code, _, stderr = finish(proc)
+    finally:
+        kill_group(proc)  # nothing of it may outlive the test (paused workers never finish)
     assert code == 130 and "interrupted" in stderr and "Traceback" not in stderr, stderr
     assert list(out.glob("runs/*/lock")) == []

@@ -11,9 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark.report import (BOARD_COLUMNS, HEADER_LINE, ci95_halfwidth, leaderboard, to_markdown,
-                              write_reports)
-from benchmark.store import RunStore
+from benchmark.report.leaderboard import BOARD_COLUMNS, leaderboard
+from benchmark.report.markdown import HEADER_LINE, to_markdown
+from benchmark.report.statistics import ci95_halfwidth
+from benchmark.report.writer import write_reports
+from benchmark.store.run_store import RunStore
 from helpers import MACS_DENSE, make_result
 
 REPO = Path(__file__).resolve().parents[1]
@@ -268,8 +270,8 @@ def test_stale_figures_are_removed(store, tmp_path):
 
 def test_plots_with_mixed_configs_activations_and_many_layers(tmp_path):
     """Several training configs, activations and a deep model in one store still give three figures."""
-    from benchmark.plots import plot_all
-    from benchmark.store import results_frame
+    from benchmark.report.plots.render import plot_all
+    from benchmark.store.run_store import results_frame
 
     layers = tuple(f"layer{b}.{i}.conv{c}.weight" for b in (1, 2, 3) for i in range(2) for c in (1, 2))
     results = []
@@ -304,7 +306,7 @@ def test_cli_on_empty_folder_exits_2_with_one_line(tmp_path):
 
 def test_cli_main_rebuilds_reports_without_importing_torch(store):
     """The store, report and plot modules never import torch (and main() prints the table)."""
-    code = ("import sys, benchmark.plots; from benchmark.report import main; "
+    code = ("import sys, benchmark.report.plots.render; from benchmark.report.__main__ import main; "
             f"rc = main([{str(store.root)!r}, '--no-plots']); "
             "sys.exit(rc or (3 if 'torch' in sys.modules else 0))")
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)

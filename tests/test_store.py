@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark.store import CORE_COLUMNS, RunStore, json_safe
+from benchmark.store.run_store import CORE_COLUMNS, RunStore, json_safe
 from helpers import make_result
 
 

@@ -5,9 +5,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from benchmark import data
-from benchmark.batching import train_batches
-from benchmark.data import load_dataset
+from benchmark.data import registry as data
+from benchmark.data.batching import train_batches
+from benchmark.data.registry import load_dataset
 
 
 pytestmark = pytest.mark.usefixtures("one_thread", "fresh_data_cache")

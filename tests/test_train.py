@@ -3,8 +3,11 @@ import pytest
 import torch
 from torch import nn
 
-from benchmark import schema, train
-from benchmark.data import Dataset, Split
+from benchmark.store import schema
+
+from benchmark.engine import train
+from benchmark.engine.device import Diverged, DivergenceGuard, Precision, resolve_device
+from benchmark.data.containers import Dataset, Split
 from benchmark.spec import RunSpec
 from methods.activations import ActivationMonitor
 
@@ -88,15 +91,15 @@ def test_unavailable_cuda_is_an_error():
     if torch.cuda.is_available():
         pytest.skip("CUDA is available here")
     with pytest.raises(ValueError, match="CUDA is not available"):
-        train.resolve_device("cuda")
-    assert train.resolve_device("auto").type == "cpu"
+        resolve_device("cuda")
+    assert resolve_device("auto").type == "cpu"
 
 
 @pytest.mark.parametrize("name, message", [("tpu", "unknown device 'tpu'"), ("cuda:x", "unknown device"),
                                            ("meta", "not supported")])
 def test_unknown_devices_are_one_line_errors(name, message):
     with pytest.raises(ValueError, match=message):
-        train.resolve_device(name)
+        resolve_device(name)
 
 
 @pytest.mark.parametrize("content", [b"", b"garbage", "foreign"])
@@ -116,24 +119,24 @@ def test_a_damaged_or_foreign_checkpoint_is_ignored_and_the_run_starts_over(tmp_
 def test_a_diverging_run_stops_at_once_naming_the_step():
     spec = RunSpec(method="gmp", target_sparsity=0.5, seed=0, **{**FAST, "lr": 1e6, "epochs": 3})
     epochs_done = []
-    with pytest.raises(train.Diverged) as err:
+    with pytest.raises(Diverged) as err:
         train.run(spec, progress=lambda e, t: epochs_done.append(e))
     assert epochs_done == [] and err.value.epoch == 1 and 1 <= err.value.step <= 10
     assert str(err.value) == f"non-finite training loss at epoch 1, step {err.value.step}"
 
 
 def test_divergence_guard_names_the_first_bad_step_even_when_it_looks_late():
-    guard = train.DivergenceGuard(torch.device("cpu"), steps_per_epoch=4)
+    guard = DivergenceGuard(torch.device("cpu"), steps_per_epoch=4)
     guard.every = 3  # as on a GPU: look only every few steps
     guard.observe(torch.tensor(1.0), 1)
     guard.observe(torch.tensor(2.0), 2)
     guard.observe(torch.tensor(0.5), 3)  # looked: fine
     guard.observe(torch.tensor(float("inf")), 4)
     guard.observe(torch.tensor(float("nan")), 5)
-    with pytest.raises(train.Diverged) as err:
+    with pytest.raises(Diverged) as err:
         guard.observe(torch.tensor(1.0), 6)
     assert (err.value.epoch, err.value.step) == (1, 4)
-    with pytest.raises(train.Diverged):
+    with pytest.raises(Diverged):
         guard.check()
 
 
@@ -169,7 +172,7 @@ def test_final_metrics_cover_the_whole_test_set_exactly(monkeypatch):
     monkeypatch.setattr(train, "EVAL_BATCH", 2)
     model, data = hand_net(), hand_dataset()
     monitor = ActivationMonitor(model)
-    final = train.final_metrics(model, data, monitor, train.Precision(torch.device("cpu"), False))
+    final = train.final_metrics(model, data, monitor, Precision(torch.device("cpu"), False))
     # logits class1 - class0 = relu(x1) - relu(x0) - 0.1: > 0 for examples 0, 2, 4 → predictions
     # [1, 0, 1, 0, 1] against labels [1, 0, 1, 1, 0]: 3 of 5 correct
     assert final["top1"] == 3 / 5
@@ -190,13 +193,13 @@ def test_on_a_gpu_the_guard_reads_the_flag_only_once_its_copy_has_landed():
 
         def query(self):
             return Event.landed
-    guard = train.DivergenceGuard(torch.device("cpu"), steps_per_epoch=100)
+    guard = DivergenceGuard(torch.device("cpu"), steps_per_epoch=100)
     guard.every, guard._host, guard._new_event = 2, torch.zeros((), dtype=torch.long), Event
     guard.observe(torch.tensor(float("nan")), 1)
     guard.observe(torch.tensor(1.0), 2)     # look: no copy has landed yet → go on, start a copy
     guard.observe(torch.tensor(1.0), 3)
     guard.observe(torch.tensor(1.0), 4)     # still not landed → go on
     Event.landed = True
-    with pytest.raises(train.Diverged) as err:
+    with pytest.raises(Diverged) as err:
         guard.observe(torch.tensor(1.0), 6)  # the copy made at step 4 has landed and names step 1
     assert err.value.step == 1

@@ -3,9 +3,9 @@ import pytest
 import torch
 from torch import nn
 
-from benchmark import metrics
-from benchmark.probe import PROBE_SIZE, dead_units_entry, probe_inputs
-from benchmark.data import Split
+from benchmark.engine import metrics
+from benchmark.engine.probe import PROBE_SIZE, dead_units_entry, probe_inputs
+from benchmark.data.containers import Split
 from methods.activations import ActivationMonitor, probe_dead_units, unit_signal
 from methods.pressure import DeathPressure
 from methods.schedules import one_cycle

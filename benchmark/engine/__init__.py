@@ -1,0 +1,1 @@
+"""One run: model + method + optimizer, the epoch loop, device and precision, metrics, probes, calibration."""

@@ -1,0 +1,322 @@
+"""Where claimed runs execute: this process, local worker processes, a Ray cluster, or SLURM.
+
+The driver loop (:mod:`benchmark.execution.executors`) is the same for every backend: it claims a run
+(lock), hands it to :meth:`Backend.submit`, and stores what :meth:`Backend.next_result` returns.
+Workers only compute and return result dicts; the driver alone writes the store, so workers need
+no shared file system for results (checkpoints and calibration caches are written under the
+results folder, which a cluster should share). Data sets are loaded by the workers from their own
+disk (each worker caches them), never shipped with the task.
+
+- ``inline``: one run at a time in this process.
+- ``local``: ``workers`` spawned processes on this machine; with GPUs each worker is pinned to
+  one, at most ⌊1/``gpus_per_run``⌋ per GPU (see :func:`assign_gpus`).
+- ``ray``: each run is a Ray task asking for ``gpus_per_run`` (fractional) GPUs and
+  ``cpus_per_run`` CPUs, on the cluster at ``RAY_ADDRESS`` or a local instance. A task whose
+  worker dies is not retried: it is recorded as failed (``worker_died``), and a rerun retries it.
+- ``submitit``: the claimed runs are submitted as SLURM job arrays (submitit's local executor
+  when no SLURM is found), one job per run.
+"""
+from __future__ import annotations
+
+import math
+import multiprocessing as mp
+import os
+import signal
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+from benchmark.engine.pause_points import forwarded_environment, pause_point
+from benchmark.execution.runs import failed_result, safe_run
+from benchmark.spec import RunSpec
+from benchmark.store.run_store import RunStore
+
+EXECUTORS = ("inline", "local", "ray", "submitit")
+#: Seconds between looks at submitted SLURM jobs.
+JOB_POLL_S = 1.0
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one run may use: workers (local), GPU share, CPUs, SLURM settings."""
+    workers: int = 1
+    gpus_per_run: float | None = None
+    cpus_per_run: float = 1.0
+    slurm_partition: str | None = None
+    slurm_timeout_min: int = 720
+
+
+class Backend:
+    """Executes claimed runs; results come back to the driver in completion order."""
+
+    def has_capacity(self) -> bool:
+        """True when another run may be submitted now."""
+        raise NotImplementedError
+
+    def busy(self) -> bool:
+        """True while submitted runs have not been returned yet."""
+        raise NotImplementedError
+
+    def submit(self, spec: RunSpec) -> None:
+        raise NotImplementedError
+
+    def next_result(self) -> tuple[RunSpec, dict[str, Any]]:
+        """Block until a submitted run finishes; (its spec, its result)."""
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        """Stop everything in flight at once (Ctrl-C)."""
+
+    def close(self) -> None:
+        """Release resources after a normal end."""
+
+
+def make_backend(executor: str, store: RunStore, resources: Resources, progress: Callable) -> Backend:
+    """The backend named ``executor``; ``progress(spec, epoch, total)`` is called by ``inline``."""
+    if executor == "inline":
+        return Inline(store, progress)
+    if executor == "local":
+        return Local(store, resources)
+    if executor == "ray":
+        return Ray(store, resources)
+    if executor == "submitit":
+        return Submitit(store, resources)
+    raise ValueError(f"unknown executor {executor!r}; choose from: {', '.join(EXECUTORS)}")
+
+
+def _workdir(store: RunStore, spec: RunSpec) -> str:
+    return str(store.run_dir(spec.run_id))
+
+
+def remote_run(spec_dict: dict[str, Any], workdir: str) -> dict[str, Any]:
+    """One run on a Ray worker or as a SLURM job: the spec travels as a dict, the data set is
+    loaded there (from that machine's disk), and the result dict comes back to the driver."""
+    return safe_run(RunSpec.from_dict(spec_dict), workdir=workdir)
+
+
+# inline ---------------------------------------------------------------------------------------
+class Inline(Backend):
+    """One run at a time in this process."""
+
+    def __init__(self, store: RunStore, progress: Callable):
+        self.store, self.progress, self.queued = store, progress, None
+
+    def has_capacity(self) -> bool:
+        return self.queued is None
+
+    def busy(self) -> bool:
+        return self.queued is not None
+
+    def submit(self, spec: RunSpec) -> None:
+        self.queued = spec
+
+    def next_result(self) -> tuple[RunSpec, dict[str, Any]]:
+        spec, self.queued = self.queued, None
+        return spec, safe_run(spec, progress=lambda epoch, total: self.progress(spec, epoch, total),
+                              workdir=_workdir(self.store, spec))
+
+
+# local worker processes -------------------------------------------------------------------------
+def assign_gpus(workers: int, n_gpus: int, gpus_per_run: float | None) -> list[int | None]:
+    """The GPU of each worker: round-robin, at most ⌊1/``gpus_per_run``⌋ workers per GPU.
+
+    Without GPUs every worker gets None (CPU). ``gpus_per_run=None`` packs as many workers as
+    asked (⌈workers/GPUs⌉ per GPU). More workers than fit is a ``ValueError`` (one line).
+    """
+    if n_gpus == 0:
+        return [None] * workers
+    if gpus_per_run is not None:
+        if not 0 < gpus_per_run <= 1:
+            raise ValueError(f"--gpus-per-run must be in (0, 1] for the local executor, got {gpus_per_run:g}")
+        per_gpu = math.floor(1 / gpus_per_run + 1e-9)
+        if workers > per_gpu * n_gpus:
+            raise ValueError(f"--workers {workers} do not fit: {n_gpus} GPU(s) × ⌊1/{gpus_per_run:g}⌋ = "
+                             f"{per_gpu * n_gpus} runs at a time")
+    return [i % n_gpus for i in range(workers)]
+
+
+@contextmanager
+def _sigint_blocked() -> Iterator[None]:
+    """Block SIGINT in this thread while worker processes start, so they inherit it blocked.
+
+    A terminal's Ctrl-C reaches the whole process group, workers included; a worker still
+    importing (before :func:`_init_worker` runs) would die with a traceback. A Ctrl-C that arrives
+    in the window is not lost: the driver gets it once the mask is restored.
+    """
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _init_worker(slots) -> None:
+    """Pin this worker to its GPU before CUDA starts; leave Ctrl-C to the driver.
+
+    Workers ignore SIGINT (and start with it blocked, see :func:`_sigint_blocked`): on Ctrl-C the
+    driver terminates them itself (promptly, with no traceback from every worker), releases its
+    locks and exits.
+    """
+    pause_point("worker_starting")
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    gpu = slots.get()
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
+
+
+class Local(Backend):
+    """``workers`` spawned processes; each run sets its own CPU thread count (``spec.threads``)."""
+
+    def __init__(self, store: RunStore, resources: Resources):
+        import torch
+        self.store, self.workers = store, max(1, resources.workers)
+        ctx = mp.get_context("spawn")
+        slots = ctx.Queue()
+        for gpu in assign_gpus(self.workers, torch.cuda.device_count(), resources.gpus_per_run):
+            slots.put(gpu)
+        self.pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_init_worker,
+                                        initargs=(slots,))
+        self.futures: dict[Any, RunSpec] = {}
+
+    def has_capacity(self) -> bool:
+        return len(self.futures) < self.workers
+
+    def busy(self) -> bool:
+        return bool(self.futures)
+
+    def submit(self, spec: RunSpec) -> None:
+        with _sigint_blocked():  # the pool starts a worker process inside submit when it needs one
+            self.futures[self.pool.submit(safe_run, spec, None, _workdir(self.store, spec))] = spec
+
+    def next_result(self) -> tuple[RunSpec, dict[str, Any]]:
+        done, _ = wait(self.futures, return_when=FIRST_COMPLETED)
+        future = next(iter(done))
+        spec = self.futures.pop(future)
+        try:
+            return spec, future.result()
+        except Exception as error:  # the worker process itself died
+            return spec, failed_result(spec, error)
+
+    def abort(self) -> None:
+        for process in list(getattr(self.pool, "_processes", {}).values()):
+            process.terminate()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+
+
+# ray ------------------------------------------------------------------------------------------
+class Ray(Backend):
+    """Each claimed run is a Ray task asking for ``gpus_per_run`` GPUs (when the cluster has any)."""
+
+    def __init__(self, store: RunStore, resources: Resources):
+        try:
+            import ray
+        except ImportError:
+            raise RuntimeError("the ray executor needs Ray: pip install 'prunebench[ray]'") from None
+        self.ray, self.store = ray, store
+        if not ray.is_initialized():
+            ray.init(address=os.environ.get("RAY_ADDRESS"), log_to_driver=False)
+        has_gpu = ray.cluster_resources().get("GPU", 0) > 0
+        gpus = (resources.gpus_per_run if resources.gpus_per_run is not None else 1.0) if has_gpu else 0
+        options: dict[str, Any] = {"num_gpus": gpus, "num_cpus": resources.cpus_per_run, "max_retries": 0}
+        if forwarded_environment():  # a test's pause points reach the task's worker process
+            options["runtime_env"] = {"env_vars": forwarded_environment()}
+        self.task = ray.remote(**options)(remote_run)
+        self.refs: dict[Any, RunSpec] = {}
+
+    def has_capacity(self) -> bool:
+        return True  # Ray queues tasks itself
+
+    def busy(self) -> bool:
+        return bool(self.refs)
+
+    def submit(self, spec: RunSpec) -> None:
+        self.refs[self.task.remote(spec.to_dict(), _workdir(self.store, spec))] = spec
+
+    def next_result(self) -> tuple[RunSpec, dict[str, Any]]:
+        done, _ = self.ray.wait(list(self.refs), num_returns=1)
+        spec = self.refs.pop(done[0])
+        try:
+            return spec, self.ray.get(done[0])
+        except Exception as error:  # the task's worker died (or its node)
+            return spec, failed_result(spec, error)
+
+    def abort(self) -> None:
+        for ref in self.refs:
+            try:
+                self.ray.cancel(ref, force=True)
+            except Exception:  # noqa: BLE001 - best effort on the way out
+                pass
+
+
+# SLURM via submitit ---------------------------------------------------------------------------
+class Submitit(Backend):
+    """Claimed runs go out as job arrays: one array per batch the driver submits, one job per run.
+
+    Jobs write their logs and pickled results under ``<results>/submitit``; the driver reads the
+    results and writes the store. SLURM is used when submitit finds it, else its local executor.
+    """
+
+    def __init__(self, store: RunStore, resources: Resources):
+        try:
+            import submitit
+        except ImportError:
+            raise RuntimeError("the submitit executor needs submitit: "
+                               "pip install 'prunebench[slurm]'") from None
+        self.store = store
+        self.executor = submitit.AutoExecutor(folder=store.root / "submitit" / "%j")
+        gpus = math.ceil(resources.gpus_per_run) if resources.gpus_per_run else 0
+        params: dict[str, Any] = {"timeout_min": resources.slurm_timeout_min,
+                                  "cpus_per_task": max(1, math.ceil(resources.cpus_per_run)),
+                                  "gpus_per_node": gpus, "name": "prunebench"}
+        if resources.slurm_partition:
+            params["slurm_partition"] = resources.slurm_partition
+        self.executor.update_parameters(**params)
+        self.pending: list[RunSpec] = []
+        self.jobs: list[tuple[Any, RunSpec]] = []
+
+    def has_capacity(self) -> bool:
+        return True  # the scheduler queues jobs itself
+
+    def busy(self) -> bool:
+        self._flush()
+        return bool(self.jobs)
+
+    def submit(self, spec: RunSpec) -> None:
+        self.pending.append(spec)
+
+    def _flush(self) -> None:
+        """Submit the runs claimed since the last flush as one job array."""
+        if not self.pending:
+            return
+        specs, self.pending = self.pending, []
+        jobs = self.executor.map_array(remote_run, [s.to_dict() for s in specs],
+                                       [_workdir(self.store, s) for s in specs])
+        self.jobs += list(zip(jobs, specs))
+
+    def next_result(self) -> tuple[RunSpec, dict[str, Any]]:
+        self._flush()
+        while True:
+            for i, (job, spec) in enumerate(self.jobs):
+                if job.done():
+                    del self.jobs[i]
+                    try:
+                        return spec, job.result()
+                    except Exception as error:  # the job died without a result
+                        return spec, failed_result(spec, error)
+            time.sleep(JOB_POLL_S)
+
+    def abort(self) -> None:
+        for job, _ in self.jobs:
+            try:
+                job.cancel(check=False)
+            except Exception:  # noqa: BLE001 - best effort on the way out
+                pass

@@ -1,0 +1,1 @@
+"""Performance benchmarks: harness overhead against a bare loop, data path, grid packing."""

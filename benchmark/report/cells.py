@@ -1,0 +1,57 @@
+"""Cells and training configurations: which runs are seeds of one cell, and what a cell's training
+setup is (the spec columns that are neither the cell's identity nor where it executed)."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import numpy as np
+import pandas as pd
+
+from benchmark.spec import SEMANTIC_FIELDS, RunSpec
+from benchmark.store.run_store import known_spec_columns
+
+#: Spec fields that identify the cell but are not part of its training configuration.
+CELL_FIELDS = {"dataset", "model", "activation", "method", "method_hparams", "target_sparsity", "seed"}
+#: Spec fields saying where/how a run executes (not part of the run id, so not of the configuration).
+EXECUTION_FIELDS = ({f.name for f in dataclasses.fields(RunSpec)} - set(SEMANTIC_FIELDS)) | {"spec_device"}
+DENSE = "dense"
+
+
+def plain(value):
+    """A JSON-friendly scalar for keys: NaN -> None, numpy -> Python."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def spec_columns(runs: pd.DataFrame) -> list[str]:
+    known = runs.attrs.get("spec_columns") or known_spec_columns()
+    return [c for c in known if c in runs.columns]
+
+
+def training_config_columns(runs: pd.DataFrame) -> list[str]:
+    """Spec columns describing the training setup (budget, optimiser, schedule, split)."""
+    return [c for c in spec_columns(runs) if c not in CELL_FIELDS | EXECUTION_FIELDS]
+
+
+def train_config(row: pd.Series, columns: list[str]) -> str:
+    return json.dumps({c: plain(row[c]) for c in columns}, sort_keys=True, default=str)
+
+
+def cell_keys(runs: pd.DataFrame) -> pd.Series:
+    """The cell of each run: its ``cell_id``, or (when missing) its spec without seed and execution."""
+    spec_cols = [c for c in spec_columns(runs) if c != "seed" and c not in EXECUTION_FIELDS]
+
+    def key(row: pd.Series) -> str:
+        cell_id = plain(row.get("cell_id"))
+        if cell_id:
+            return str(cell_id)
+        return "spec:" + json.dumps({c: plain(row[c]) for c in spec_cols}, sort_keys=True, default=str)
+
+    if runs.empty:
+        return pd.Series([], index=runs.index, dtype=object)
+    return runs.apply(key, axis=1)

@@ -1,0 +1,101 @@
+"""The leaderboard as a Markdown document: explanation, pipe table, notes on flags and budgets.
+
+Reads only the leaderboard frame of :func:`benchmark.report.leaderboard` (no store, no torch).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from tabulate import tabulate
+
+from benchmark.report.ap_effect import ap_markdown
+
+HEADER_LINE = ("top-1 = final-epoch test accuracy, mean ± 95% CI (t) over seeds; "
+               "sparsity over prunable weights, measured from the weights")
+
+
+def _isnan(value) -> bool:
+    return value is None or (isinstance(value, (float, np.floating)) and math.isnan(value))
+
+
+def _fmt(value, spec: str, scale: float = 1.0, missing: str = "—") -> str:
+    return missing if _isnan(value) else format(float(value) * scale, spec)
+
+
+def _fmt_target(value) -> str:
+    return "—" if _isnan(value) else f"{100 * float(value):g}%"
+
+
+def _fmt_top1(row: pd.Series) -> str:
+    if _isnan(row["top1"]):
+        return "—"
+    text = f"{100 * row['top1']:.2f}"
+    return text if _isnan(row["top1_ci95"]) else f"{text} ± {100 * row['top1_ci95']:.2f}"
+
+
+def _fmt_budget(row: pd.Series, own: str, search: str, spec: str) -> str:
+    """A run's budget, plus its calibration search's (``6 + 30``) where the method had one."""
+    text = _fmt(row[own], spec)
+    return text if _isnan(row.get(search)) else f"{text} + {_fmt(row[search], spec)}"
+
+
+_MD_COLUMNS = [  # (header, formatter, right-aligned)
+    ("dataset", lambda r: str(r["dataset"]), False),
+    ("model", lambda r: str(r["model"]), False),
+    ("method", lambda r: str(r["method"]), False),
+    ("target", lambda r: _fmt_target(r["target_sparsity"]), True),
+    ("sparsity (%)", lambda r: _fmt(r["sparsity"], ".2f", 100), True),
+    ("top-1 (%)", _fmt_top1, True),
+    ("Δ dense (pp)", lambda r: _fmt(r["delta_vs_dense"], "+.2f", 100), True),
+    ("seeds", lambda r: str(int(r["n_seeds"])), True),
+    ("dead units (%)", lambda r: _fmt(r["neuron_sparsity"], ".1f", 100), True),
+    ("dead static (%)", lambda r: _fmt(r["dead_rate_static"], ".1f", 100), True),
+    ("dead dynamic (%)", lambda r: _fmt(r["dead_rate_dynamic"], ".1f", 100), True),
+    ("MACs (% dense)", lambda r: _fmt(r["macs_sparse_ratio"], ".2f", 100), True),
+    ("nonzero params", lambda r: _fmt(r["params_nonzero"], ",.0f"), True),
+    ("epochs", lambda r: _fmt_budget(r, "epochs", "calibration_epochs", "g"), True),
+    ("time (s)", lambda r: _fmt_budget(r, "train_time_s", "calibration_time_s", ".1f"), True),
+    ("flag", lambda r: str(r["flag"] or ""), False),
+]
+
+
+def _table(board: pd.DataFrame) -> str:
+    columns = list(_MD_COLUMNS)
+    if board["activation"].nunique(dropna=True) > 1:
+        columns.insert(2, ("activation", lambda r: str(r["activation"]), False))
+    headers = [h for h, _, _ in columns]
+    body = [[fmt(row) for _, fmt, _ in columns] for _, row in board.iterrows()]
+    align = ["right" if right else "left" for _, _, right in columns]
+    return tabulate(body, headers=headers, tablefmt="pipe", disable_numparse=True, colalign=align)
+
+
+def to_markdown(board: pd.DataFrame, sparsity_tolerance: float | None = None) -> str:
+    """The leaderboard as a Markdown document: explanation line, pipe table, notes on the flags."""
+    tol = "the tolerance" if sparsity_tolerance is None else f"{sparsity_tolerance:g}"
+    lines = [
+        "# prunebench leaderboard",
+        "",
+        HEADER_LINE + ".",
+        "Other columns are means over the complete seeds. Δ dense = top-1 minus the dense model's "
+        "top-1 (same data, model and training), in percentage points. dead units = structurally dead "
+        "hidden units (no incoming weight); dead static = units never active on the test set; "
+        "dead dynamic = zero post-activation entries over the training batches. MACs are theoretical "
+        "(one forward pass, scaled by weight density and live inputs), as % of the dense model.",
+        "",
+        _table(board) if len(board) else "_no runs_",
+        "",
+        f"Flags: *sparsity off target (actual vs target)* = some seed's measured sparsity differs from "
+        f"its target by more than {tol} (the mean actual sparsity is shown); *k/n seeds failed (reasons)* "
+        f"= those seeds are left out of the means (their errors are in runs/<run_id>/result.json); "
+        f"*k/n seeds missing* = seeds of the grid with no trusted result; a single seed has no CI.",
+        "",
+    ]
+    if board.get("calibration_epochs", pd.Series(dtype=float)).notna().any():
+        lines[-1:-1] = [
+            "", "Calibrated methods (sparsity set by a searched hyperparameter, e.g. gRDA's c): *epochs* and "
+            "*time (s)* read `run + search`, the search being the probe runs that found the value "
+            "(once per cell, shared by its seeds; the CSV's calibration_value holds the value)."]
+    section = ap_markdown(board)
+    return "\n".join(lines + ([section] if section else []))

@@ -1,0 +1,236 @@
+"""The one public style of every report figure: colours, markers, line styles, panel grids, legends, axes.
+
+Figures are :class:`matplotlib.figure.Figure` objects rendered by the Agg canvas, so nothing here
+needs (or touches) a display or pyplot's global state. Each method keeps one colour and one marker
+across all figures; the dense model is always dark grey and dashed. The figure modules
+(:mod:`.accuracy`, :mod:`.dead_rate`, :mod:`.dead_units`, :mod:`.layers`, :mod:`.ap_effect`) build
+on these helpers; :mod:`.render` draws them all.
+"""
+from __future__ import annotations
+
+import io
+import json
+import math
+from typing import Callable
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib import ticker
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from benchmark.report.cells import DENSE
+from benchmark.store.run_store import SPEC_PREFIX
+
+DPI = 150
+DENSE_COLOR = "#3a3a3a"
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "<", ">", "h", "*", "p"]
+LINESTYLES = ["-", "-.", ":", (0, (6, 2, 1, 2, 1, 2))]  # per training config ("--" = dense)
+HATCHES = ["", "//", "..", "xx"]
+PANEL_W, PANEL_H = 5.0, 3.8
+BAR_LAYER_LIMIT = 10  # grouped bars up to this many layers, lines beyond
+
+
+# ----------------------------------------------------------------------------------------------
+# style
+
+def rc_context():
+    rc = {**sns.axes_style("whitegrid"), **sns.plotting_context("paper", font_scale=1.3)}
+    rc.update({"figure.dpi": DPI, "savefig.dpi": DPI, "axes.titleweight": "bold",
+               "legend.frameon": False, "axes.spines.top": False, "axes.spines.right": False})
+    return matplotlib.rc_context(rc)
+
+
+def to_png(fig: Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight", facecolor="white")
+    return buffer.getvalue()
+
+
+class Style:
+    """One colour per method label and one marker per series (shared by all figures); dense is grey."""
+
+    def __init__(self, cells: pd.DataFrame) -> None:
+        labels = sorted(set(cells.loc[~cells["is_dense"], "method"]))
+        colorblind = [c for i, c in enumerate(sns.color_palette("colorblind", 10)) if i != 7]  # 7 = grey
+        palette = colorblind if len(labels) <= len(colorblind) else sns.color_palette("husl", len(labels))
+        self.color = {label: palette[i] for i, label in enumerate(labels)}
+        self.color.update({label: DENSE_COLOR for label in cells.loc[cells["is_dense"], "method"]})
+        series = sorted(set(cells["series"]))
+        self.marker = {name: MARKERS[i % len(MARKERS)] for i, name in enumerate(series)}
+
+    def line(self, cell: pd.Series) -> dict:
+        """Keyword arguments for a series' line: method colour; dashed for dense, else by config."""
+        dashes = "--" if cell["is_dense"] else LINESTYLES[int(cell["config_index"]) % len(LINESTYLES)]
+        return {"color": self.color[cell["method"]], "linestyle": dashes, "linewidth": 1.8}
+
+
+# ----------------------------------------------------------------------------------------------
+# cells: panels and series names
+
+def figure_cells(board: pd.DataFrame) -> pd.DataFrame:
+    """The board plus ``panel`` (dataset / model [activation]) and ``series`` (legend name).
+
+    A method run with several training configurations in one panel becomes one series per
+    configuration, named by the keys that differ ("gmp [epochs=5]") in every figure.
+    """
+    cells = board.copy()
+    cells["is_dense"] = cells["method_base"].fillna(cells["method"]).eq(DENSE)
+    cells["panel"] = _panel_names(cells)
+    cells["train_config"] = cells["train_config"].astype(str)
+    cells["config_index"] = 0
+    cells["series"] = cells["method"].astype(str)
+    for _, group in cells.groupby("method"):
+        if group.groupby("panel")["train_config"].nunique().max() < 2:
+            continue  # one configuration per panel: the method's name says it all
+        configs = sorted(group["train_config"].unique())
+        suffix = _config_suffixes(configs)
+        cells.loc[group.index, "config_index"] = [configs.index(c) for c in group["train_config"]]
+        cells.loc[group.index, "series"] = [f"{m} [{suffix[c]}]"
+                                            for m, c in zip(group["method"], group["train_config"])]
+    return cells
+
+
+def _panel_names(cells: pd.DataFrame) -> pd.Series:
+    """'dataset / model', plus the activation where one dataset/model was run with several."""
+    n_act = cells.groupby(["dataset", "model"], dropna=False)["activation"].transform("nunique")
+    names = cells["dataset"].astype(str) + " / " + cells["model"].astype(str)
+    with_act = names + " (" + cells["activation"].astype(str) + ")"
+    return with_act.where(n_act > 1, names)
+
+
+def _config_suffixes(configs: list[str]) -> dict[str, str]:
+    """Short names for training configurations: only the keys whose values differ."""
+    parsed = [json.loads(c) if c.startswith("{") else {"config": c} for c in configs]
+    keys = sorted({k for p in parsed for k in p})
+    varying = [k for k in keys if len({json.dumps(p.get(k)) for p in parsed}) > 1]
+    return {c: ", ".join(f"{k.removeprefix(SPEC_PREFIX)}={p.get(k)}" for k in varying)
+            for c, p in zip(configs, parsed)}
+
+
+def pct_label(x: float) -> str:
+    return f"{100 * x:.3g}%"
+
+
+def figure_grid(nrows: int, ncols: int) -> tuple[Figure, np.ndarray]:
+    fig = Figure(figsize=(PANEL_W * ncols, PANEL_H * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    return fig, axes
+
+
+def figure_legend(fig: Figure, axes: list[Axes], extra: list[Line2D] = ()) -> None:
+    """One legend for the whole figure, dense first, each entry once."""
+    entries: dict[str, object] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            entries.setdefault(label, handle)
+    order = sorted(entries, key=lambda label: (not label.startswith(DENSE), label))
+    handles = [entries[label] for label in order] + list(extra)
+    labels = order + [h.get_label() for h in extra]
+    if handles:
+        fig.legend(handles, labels, loc="outside right center", title="method")
+
+
+def figure_title(fig: Figure, parts: list[str], ncols: int) -> None:
+    """Figure title: one line on wide figures, two on two columns, one line per part on one column."""
+    if ncols >= 3 or len(parts) == 1:
+        text = " ".join(parts)
+    else:
+        text = "\n".join(parts) if ncols == 1 else parts[0] + "\n" + " ".join(parts[1:])
+    fig.suptitle(text)
+
+
+def column_count(places: list[tuple]) -> int:
+    return 1 + max(col for *_, col in places)
+
+
+def drop_unused(fig: Figure, axes: np.ndarray, used: set[tuple[int, int]]) -> None:
+    for (i, j), ax in np.ndenumerate(axes):
+        if (i, j) not in used:
+            fig.delaxes(ax)
+
+
+def measured_sparsity(cells: pd.DataFrame) -> pd.Series:
+    """Each cell's mean measured sparsity (its target where none was measured)."""
+    return cells["sparsity"].fillna(cells["target_sparsity"])
+
+
+def sparsity_axis(ax: Axes, targets: np.ndarray, measured: np.ndarray | None = None) -> None:
+    """Logit x axis when every target and measured point is in (0, 1) (so 90/95/99% spread out), else
+    linear; ticks at the targets, limits covering the measured points too (when given: then the
+    axis is labelled as measured sparsity, else as target sparsity)."""
+    targets = np.sort(np.asarray(targets, dtype=float))
+    extra = np.asarray([] if measured is None else measured, dtype=float)
+    points = np.sort(np.concatenate([targets, extra]))
+    ax.set_xlabel("target sparsity (% of prunable weights)" if measured is None
+                  else "measured sparsity (% of prunable weights; ticks at the targets)")
+    if len(targets) and ((points > 0) & (points < 1)).all():
+        ax.set_xscale("logit")
+        logits = np.log(points / (1 - points))
+        pad = max(0.35, 0.08 * (logits[-1] - logits[0]))
+        lo, hi = logits[0] - pad, logits[-1] + pad
+        ax.set_xlim(1 / (1 + math.exp(-lo)), 1 / (1 + math.exp(-hi)))
+        ax.xaxis.set_major_locator(ticker.FixedLocator(targets))
+        ax.xaxis.set_minor_locator(ticker.NullLocator())
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: pct_label(v)))
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+    else:
+        ax.xaxis.set_major_formatter(ticker.PercentFormatter(xmax=1, decimals=0))
+        if len(targets):
+            ax.xaxis.set_major_locator(ticker.FixedLocator(targets))
+            ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: pct_label(v)))
+
+
+# ----------------------------------------------------------------------------------------------
+# raw per-run data (histories, layer sparsity)
+
+def history_frame(results: list[dict], run_cell: dict[str, str],
+                  value: Callable[[dict], object] = lambda h: h.get("dead_rate_dynamic")) -> pd.DataFrame:
+    """Long frame: cell_id, run_id, epoch, value (dynamic dead rate by default) from every complete run."""
+    rows = [{"cell_id": run_cell[r["run_id"]], "run_id": r["run_id"], "epoch": h.get("epoch"),
+             "value": value(h)}
+            for r in results for h in (r.get("history") or []) if isinstance(h, dict)]
+    frame = pd.DataFrame(rows, columns=["cell_id", "run_id", "epoch", "value"])
+    frame["epoch"] = pd.to_numeric(frame["epoch"], errors="coerce")
+    frame["value"] = pd.to_numeric(frame["value"], errors="coerce")
+    return frame.dropna(subset=["epoch", "value"])
+
+
+def target_panels(data: pd.DataFrame) -> list[tuple[str, list]]:
+    """(panel, [target sparsities of pruned cells]) per panel; [None] when only dense cells."""
+    out = []
+    for panel, group in data.groupby("panel", sort=True):
+        targets = sorted(group.loc[~group["is_dense"], "target_sparsity"].dropna().unique())
+        out.append((panel, targets or [None]))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# small-multiples layout: one panel per (dataset/model, target), wrapped, each panel on new rows
+
+def panel_grid(layout: list[tuple[str, list]], ncols_max: int, panel_w: float = PANEL_W,
+               panel_h: float = PANEL_H) -> tuple[Figure, list[tuple[Axes, str, float | None, int]]]:
+    """Figure with one axes per (panel, target); each panel starts a new row, rows hold <= ncols_max.
+
+    Returns the figure and (axes, panel, target, column) for each axes, in reading order.
+    """
+    ncols = min(ncols_max, max(len(targets) for _, targets in layout))
+    places = []
+    row = 0
+    for panel, targets in layout:
+        for k, target in enumerate(targets):
+            places.append((row + k // ncols, k % ncols, panel, target))
+        row += math.ceil(len(targets) / ncols)
+    fig, axes = figure_grid(row, ncols)
+    fig.set_size_inches(panel_w * ncols, panel_h * row + 0.4)
+    drop_unused(fig, axes, {(i, j) for i, j, _, _ in places})
+    return fig, [(axes[i, j], panel, target, j) for i, j, panel, target in places]
+
+
+def unify_ylim(axes: list[Axes]) -> None:
+    lows, highs = zip(*(ax.get_ylim() for ax in axes))
+    for ax in axes:
+        ax.set_ylim(min(lows), max(highs))

@@ -1,0 +1,1 @@
+"""Results on disk: the folder layout, atomic writes, the result schema and its validation, the run store."""
