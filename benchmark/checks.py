@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import importlib.util
 import math
 import os
 import sys
 import tempfile
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -20,11 +23,29 @@ from benchmark.engine import calibration
 from benchmark.data.batching import steps_per_epoch
 from benchmark.data.containers import Dataset
 from benchmark.spec import RunSpec
+from methods.masks import all_prunable_weights, target_prune_count
 from models import get_model
 
 
 class UsageError(Exception):
-    """Bad input: reported as one line with exit code 2."""
+    """Bad input: reported with exit code 2, one line per problem (the message's lines)."""
+
+    @classmethod
+    def of(cls, problems: Sequence[str]) -> "UsageError":
+        return cls("\n".join(problems))
+
+
+#: The optional package each executor needs, and how to install it.
+EXECUTOR_PACKAGES = {"ray": ("ray", "Ray", "prunebench[ray]"),
+                     "submitit": ("submitit", "submitit", "prunebench[slurm]")}
+#: Executors whose runs share this machine's cores (the others run on a cluster's nodes).
+LOCAL_EXECUTORS = ("inline", "local")
+#: Other processes using more than this share of the cores make the machine busy.
+BUSY_SHARE = 0.5
+#: Shortest window (seconds) over which the busy share is measured.
+BUSY_WINDOW_S = 0.1
+#: Seeds seed torch's and numpy's generators, whose seeds are at most 2**32 - 1.
+MAX_SEED = 2**32 - 1
 
 
 def finite_float(text: str) -> float:
@@ -53,6 +74,58 @@ def cpu_cores() -> int:
         return os.cpu_count() or 1
 
 
+def resolve_executor(args: argparse.Namespace, device: torch.device) -> None:
+    """Turn ``--executor auto`` and an unset ``--workers`` into what runs (in place).
+
+    One policy for every entry point, so that the plain CLI and ``make bench`` share their runs:
+    on a CPU, one worker process per core with one thread each (1.8× the throughput of one
+    two-thread run at a time on the quick grid); on a GPU, one run at a time in this process.
+    """
+    if args.executor == "auto":
+        args.executor = "local" if device.type == "cpu" else "inline"
+    if args.workers is None:
+        args.workers = cpu_cores() if args.executor == "local" and device.type == "cpu" else 1
+
+
+def execution_problems(args: argparse.Namespace) -> list[str]:
+    """One line per execution flag that is wrong (before ``--executor auto`` is resolved)."""
+    problems = []
+    local = args.executor in LOCAL_EXECUTORS or args.executor == "auto"
+    if args.workers is not None and args.workers < 1:
+        problems.append(f"--workers must be ≥ 1, got {args.workers}")
+    elif args.workers is not None and args.executor not in ("local", "auto"):
+        problems.append(f"--workers applies to --executor local, not {args.executor}")
+    if args.gpus_per_run is not None and args.gpus_per_run <= 0:
+        problems.append(f"--gpus-per-run must be > 0, got {args.gpus_per_run:g}")
+    elif args.gpus_per_run is not None and local and torch.cuda.device_count() == 0:
+        problems.append("--gpus-per-run needs a GPU, and this machine has none (CUDA is not available)")
+    if args.cpus_per_run <= 0:
+        problems.append(f"--cpus-per-run must be > 0, got {args.cpus_per_run:g}")
+    if args.sparsity_tolerance < 0:
+        problems.append(f"--sparsity-tolerance must be ≥ 0, got {args.sparsity_tolerance:g}")
+    if args.slurm_timeout_min < 1:
+        problems.append(f"--slurm-timeout-min must be ≥ 1, got {args.slurm_timeout_min}")
+    if args.executor in EXECUTOR_PACKAGES:
+        module, name, extra = EXECUTOR_PACKAGES[args.executor]
+        if importlib.util.find_spec(module) is None:
+            problems.append(f"--executor {args.executor} needs {name}, which is not installed: "
+                            f"pip install '{extra}'")
+    return problems
+
+
+def oversubscription_problem(args: argparse.Namespace, threads: int) -> str | None:
+    """Why ``threads`` per run on ``args.workers`` concurrent runs would oversubscribe this machine's
+    cores (None when it does not, when asked for with ``--oversubscribe``, or on a cluster)."""
+    if args.oversubscribe or args.executor not in LOCAL_EXECUTORS:
+        return None
+    concurrent = args.workers if args.executor == "local" else 1
+    cores = cpu_cores()
+    if threads * concurrent <= cores:
+        return None
+    return (f"--threads {threads} × {concurrent} concurrent run(s) is more than this machine's {cores} "
+            f"cores (every run would be several times slower); lower it or pass --oversubscribe")
+
+
 def default_threads(args: argparse.Namespace) -> int:
     """CPU threads per run: the cores shared by the concurrent runs, so they never oversubscribe.
 
@@ -66,16 +139,45 @@ def default_threads(args: argparse.Namespace) -> int:
     return max(1, cpu_cores() // concurrent)
 
 
-def warn_if_loaded() -> None:
-    """One warning line when the machine is already busier than its cores (timings will suffer)."""
+@dataclass(frozen=True)
+class CpuSample:
+    """Seconds at one moment: wall clock, busy time of all CPUs, CPU time of this process."""
+    wall_s: float
+    busy_s: float
+    own_s: float
+
+
+def sample_cpu() -> CpuSample | None:
+    """The machine's busy CPU time (``/proc/stat``) and this process's; None where unavailable."""
     try:
-        load = os.getloadavg()[0]
-    except OSError:
-        return
-    cores = cpu_cores()
-    if load > cores:
-        print(f"run_benchmarks.py: warning: the machine's load ({load:.1f}) already exceeds its {cores} "
-              f"cores; runs will be slower and their train_time_s not comparable", file=sys.stderr)
+        with open("/proc/stat", encoding="ascii") as stat:
+            fields = [int(v) for v in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    own = os.times()
+    return CpuSample(time.monotonic(), (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK"),
+                     own.user + own.system)
+
+
+def others_busy_share(before: CpuSample, after: CpuSample, cores: int) -> float | None:
+    """Share of the cores other processes kept busy between two samples (None if too short to tell)."""
+    wall = after.wall_s - before.wall_s
+    if wall < BUSY_WINDOW_S:
+        return None
+    others = (after.busy_s - before.busy_s) - (after.own_s - before.own_s)
+    return max(0.0, others) / (wall * cores)
+
+
+def warn_if_busy(since: CpuSample | None) -> None:
+    """One warning line when other processes kept more than half the cores busy since ``since``
+    (measured now, not the load average, which still counts the previous command's runs)."""
+    now = sample_cpu()
+    share = others_busy_share(since, now, cpu_cores()) if since and now else None
+    if share is not None and share > BUSY_SHARE:
+        print(f"run_benchmarks.py: warning: other processes keep {100 * share:.0f}% of this machine's "
+              f"{cpu_cores()} cores busy; runs will be slower and their train_time_s not comparable",
+              file=sys.stderr)
 
 
 def check_methods(specs: Sequence[RunSpec], dataset: Dataset) -> None:
@@ -89,6 +191,9 @@ def check_methods(specs: Sequence[RunSpec], dataset: Dataset) -> None:
         if spec.cell_id in seen:
             continue
         seen.add(spec.cell_id)
+        empty = empty_layer_problem(model, spec.target_sparsity)
+        if empty:
+            raise UsageError(f"{spec.method} at sparsity {spec.target_sparsity:.10g}: {empty}")
         cal = calibration.calibration_of(spec)
         if cal is not None:  # the runs will train at searched values: check at the search's start
             spec = calibration.with_value(spec, cal.hparam, cal.first_value)
@@ -98,6 +203,19 @@ def check_methods(specs: Sequence[RunSpec], dataset: Dataset) -> None:
             method.check(model, n_steps, method.plan(spec.epochs).total_epochs)
         except ValueError as err:
             raise UsageError(f"{spec.method} at sparsity {spec.target_sparsity:g}: {err}") from None
+
+
+def empty_layer_problem(model: torch.nn.Module, sparsity: float) -> str | None:
+    """Why ``sparsity`` must leave some prunable tensor without a single weight (None when it need
+    not): fewer weights kept over all prunable tensors than there are tensors. A layer with no
+    weight passes nothing on, whatever the method."""
+    weights = all_prunable_weights(model)
+    total = sum(w.numel() for w in weights.values())
+    kept = total - target_prune_count(sparsity, total, total)
+    if sparsity == 0 or kept >= len(weights):
+        return None
+    return (f"it keeps {kept} of {total} prunable weights, fewer than the {len(weights)} prunable "
+            f"layers: some layer would have no weight left")
 
 
 def output_folder(out: str) -> Path:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import signal
 import sys
+import threading
 from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
@@ -19,141 +21,24 @@ from typing import Any, Sequence
 import torch
 
 import methods
-from benchmark.execution.backends import EXECUTORS, Resources, assign_gpus
-from benchmark.checks import (UsageError, check_methods, default_threads, finite_float, output_folder,
-                              unknown_name, warn_if_loaded)
-from benchmark.data.registry import (DataUnavailableError, available_datasets, dataset_descriptions,
-                                     load_dataset)
-from benchmark.execution.executors import GridSummary, execute
+from benchmark.execution.backends import Resources, assign_gpus
+from benchmark.checks import (MAX_SEED, UsageError, check_methods, default_threads, execution_problems,
+                              output_folder, oversubscription_problem, resolve_executor,
+                              sample_cpu, unknown_name, warn_if_busy)
+from benchmark.data.registry import DataUnavailableError, available_datasets, load_dataset
+from benchmark.execution.executors import GridSummary, StoreWriteError, execute
+from benchmark.flags import build_parser, hparam_flags, listing
 from benchmark.presets import PRESETS, get_preset
 from benchmark.store.schema import describe_reasons
 from benchmark.spec import SETTINGS, RunSpec, bounds_problem, plan_grid
 from benchmark.store.run_store import RunStore
-from benchmark.engine.train import resolve_device
-from methods.hparams import field_type
+from benchmark.engine.device import resolve_device
 from methods.schedules import LR_SCHEDULES
-from models import available_activations, available_models, model_descriptions
+from models import available_activations, available_models
 
 
 #: The grid's lists, set by a flag or the preset (every other setting is a field of RunSpec).
 GRID_KEYS = ("methods", "sparsities", "seeds")
-#: Where a name-valued setting's valid names are listed, appended to its help.
-CHOICES_HELP = {"activation": f": {', '.join(available_activations())}",
-                "lr_schedule": f": {', '.join(LR_SCHEDULES)}"}
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage too)
-        raise UsageError(message)
-
-
-def hparam_flags() -> dict[str, tuple[type, str, list[str]]]:
-    """Every method hyperparameter field → (type, help, methods having it).
-
-    The help ends with the default; where the methods sharing a field default differently
-    (``lambda_peak``: ``dnr`` 1e-3, ``demp`` 0), it lists each method's own."""
-    fields: dict[str, tuple[type, str, dict[str, Any]]] = {}
-    for name in methods.available_methods():
-        for f in methods.method_hparam_fields(name):
-            kind = field_type(f)
-            if f.name in fields:
-                known_kind, _, defaults = fields[f.name]
-                if known_kind is not kind:
-                    raise TypeError(f"hyperparameter {f.name!r} has two types: {known_kind} and {kind}")
-                defaults[name] = f.default
-            else:
-                help_text = f.metadata.get("help", "").replace("%", "%%")  # argparse expands % itself
-                fields[f.name] = (kind, help_text, {name: f.default})
-    flags: dict[str, tuple[type, str, list[str]]] = {}
-    for field_name, (kind, help_text, defaults) in fields.items():
-        by_value: dict[str, list[str]] = {}
-        for method, value in defaults.items():
-            by_value.setdefault(str(value), []).append(method)
-        if len(by_value) == 1:
-            default_text = f"default {next(iter(by_value))}"
-        else:
-            default_text = "default " + "; ".join(f"{v} for {', '.join(ms)}" for v, ms in by_value.items())
-        flags[field_name] = (kind, f"{help_text} ({default_text})", list(defaults))
-    return flags
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="run_benchmarks.py", description="Benchmark pruning methods on one fair harness. "
-                "Grid, data and training flags default to the --preset's values (see --list).")
-    p.add_argument("--list", action="store_true",
-                   help="list methods, models, datasets and presets, then exit")
-    p.add_argument("--preset", default="quick", help=f"grid defaults (default quick): {', '.join(PRESETS)}")
-    grid = p.add_argument_group("grid")
-    grid.add_argument("--methods", nargs="+", help="methods to compare (see --list)")
-    grid.add_argument("--sparsities", nargs="+", type=finite_float, help="target sparsities in [0, 1)")
-    grid.add_argument("--seeds", nargs="+", type=int, help="seeds (initialisation and data order)")
-    grid.add_argument("--no-dense-reference", action="store_true",
-                      help="do not add the dense baseline (one run per seed) to the grid")
-    groups = {"data": p.add_argument_group("data and model"),
-              "training": p.add_argument_group("training (shared by every method)"),
-              "execution": p.add_argument_group("execution")}
-    for f in SETTINGS:  # the run's settings, declared once on RunSpec
-        _add_setting_flag(groups[f.metadata["group"]], f)
-    data, execution = groups["data"], groups["execution"]
-    data.add_argument("--no-download", action="store_true",
-                      help="never try torchvision's download (fail at once when the data is not on disk)")
-    execution.add_argument("--executor", choices=EXECUTORS, default="inline",
-                           help="inline: one run after another in this process; local: --workers worker "
-                                "processes on this machine; ray: a Ray cluster (RAY_ADDRESS, else a local "
-                                "instance); submitit: SLURM job arrays (submitit's local executor without "
-                                "SLURM)")
-    execution.add_argument("--workers", type=int, default=1,
-                           help="worker processes (executor local; default 1)")
-    execution.add_argument("--gpus-per-run", type=finite_float, default=None,
-                           help="GPU share per run: 0.25 packs four runs on a GPU (local: at most ⌊1/G⌋ "
-                           "workers per GPU, default: as many as --workers asks; ray: default 1; "
-                           "submitit: rounded up to whole GPUs per job, default 0)")
-    execution.add_argument("--cpus-per-run", type=finite_float, default=1.0,
-                           help="CPUs per run (executors ray and submitit; default 1)")
-    execution.add_argument("--slurm-partition", help="SLURM partition (executor submitit)")
-    execution.add_argument("--slurm-timeout-min", type=int, default=720,
-                           help="SLURM time limit per run in minutes (executor submitit; default 720)")
-    execution.add_argument("--force", action="store_true", help="re-run runs that are already complete")
-    out = p.add_argument_group("output")
-    out.add_argument("--out", default="results", help="results folder (default results)")
-    out.add_argument("--sparsity-tolerance", type=finite_float, default=0.01,
-                     help="flag runs whose measured sparsity misses the target by more than this "
-                     "(default 0.01)")
-    out.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
-    out.add_argument("--no-progress", action="store_true", help="no progress bar")
-    hps = p.add_argument_group("method hyperparameters (apply to every selected method that has them)")
-    for name, (kind, help_text, owners) in sorted(hparam_flags().items()):
-        metavar = "BOOL" if kind is bool else kind.__name__.upper()
-        hps.add_argument(f"--{name.replace('_', '-')}", dest=f"hp_{name}", metavar=metavar,
-                         help=f"{help_text} [{', '.join(owners)}]")
-    hps.add_argument("--hp", action="append", default=[], metavar="METHOD.FIELD=VALUE",
-                     help="set one method's hyperparameter (repeatable; wins over the flags above)")
-    return p
-
-
-def _add_setting_flag(group: Any, f: dataclasses.Field) -> None:
-    """Add ``--batch-size`` for RunSpec field ``batch_size`` to an argument group: typed by the field, no
-    default (resolved later: flag → preset → field default)."""
-    flag = f"--{f.name.replace('_', '-')}"
-    help_text = f.metadata["help"] + CHOICES_HELP.get(f.name, "")
-    if f.type == "bool":
-        group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
-    else:
-        kind = {"int": int, "float": finite_float}.get(f.type, str)
-        group.add_argument(flag, type=kind, default=None, help=help_text)
-
-
-def listing() -> str:
-    """What ``--list`` prints."""
-    def block(title: str, items: dict[str, str]) -> list[str]:
-        width = max(map(len, items)) + 2
-        return [title] + [f"  {k.ljust(width)}{v}" for k, v in items.items()] + [""]
-    lines = block("methods:", methods.method_descriptions())
-    lines += block("modifiers (write <base>+<modifier>):", methods.modifier_descriptions())
-    lines += block("models:", model_descriptions())
-    lines += block("datasets:", dataset_descriptions())
-    lines += block("presets:", {n: p.description for n, p in PRESETS.items()})
-    return "\n".join(lines).rstrip()
 
 
 def resolve(args: argparse.Namespace) -> dict[str, Any]:
@@ -196,8 +81,9 @@ def _validate(cfg: dict[str, Any]) -> None:
     for s in cfg["sparsities"]:
         if not 0.0 <= s < 1.0:
             raise UsageError(f"sparsity {s:g} is outside [0, 1)")
-    if any(seed < 0 for seed in cfg["seeds"]):
-        raise UsageError("seeds must be ≥ 0")
+    for seed in cfg["seeds"]:
+        if not 0 <= seed <= MAX_SEED:
+            raise UsageError(f"--seeds: seed {seed} is outside [0, {MAX_SEED}]")
     if cfg["warmup_epochs"] >= cfg["epochs"]:
         raise UsageError("--warmup-epochs must be smaller than --epochs")
 
@@ -231,15 +117,37 @@ def _method_hparams(args: argparse.Namespace, selected: Sequence[str]) -> dict[s
     return resolved
 
 
+class Terminated(BaseException):
+    """SIGTERM (a scheduler's preemption, ``kill``): stops the grid like Ctrl-C. A BaseException, so
+    that no ``except Exception`` on the way (a run's failure handling) swallows it."""
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if on_main_thread else None
     try:
         return _main(argv)
     except (UsageError, DataUnavailableError) as err:
-        print(f"run_benchmarks.py: error: {err}", file=sys.stderr)
+        for line in str(err).splitlines():
+            print(f"run_benchmarks.py: error: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("run_benchmarks.py: interrupted; finished runs are stored, rerun to continue", file=sys.stderr)
         return 130
+    except StoreWriteError as err:
+        print(f"run_benchmarks.py: error: {err}", file=sys.stderr)
+        return 1
+    except Terminated:
+        print("run_benchmarks.py: terminated (SIGTERM); every run stopped, finished runs are stored and "
+              "checkpoints kept: rerun to continue", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    finally:
+        if on_main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _main(argv: Sequence[str] | None) -> int:
@@ -247,18 +155,24 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.list:
         print(listing())
         return 0
+    started = sample_cpu()
     specs, store = prepare(args)
     _warn_untrusted(store, [s.run_id for s in specs], "it will be computed again")
-    warn_if_loaded()
+    warn_if_busy(started)
     resources = Resources(workers=args.workers, gpus_per_run=args.gpus_per_run,
                           cpus_per_run=args.cpus_per_run, slurm_partition=args.slurm_partition,
                           slurm_timeout_min=args.slurm_timeout_min)
     summary = execute(specs, store, executor=args.executor, force=args.force, resources=resources,
                       show_progress=not args.no_progress)
     from benchmark.report.writer import write_reports  # pandas, scipy: only once the grid ran
-    paths = write_reports(store, Path(args.out), run_ids=[s.run_id for s in specs],
-                          sparsity_tolerance=args.sparsity_tolerance, plots=not args.no_plots,
-                          expected_seeds=sorted({s.seed for s in specs}))
+    try:
+        paths = write_reports(store, Path(args.out), run_ids=[s.run_id for s in specs],
+                              sparsity_tolerance=args.sparsity_tolerance, plots=not args.no_plots,
+                              expected_seeds=sorted({s.seed for s in specs}))
+    except OSError as err:
+        raise StoreWriteError(f"cannot write the reports in {args.out}: {err.strerror or err} "
+                              f"({err.filename or 'a report file'}); the runs are stored: free space and "
+                              "rerun") from None
     print(paths.table)
     print(f"\n{summary.planned} runs: {summary.completed} ran, {summary.skipped} already complete, "
           f"{summary.failed} failed")
@@ -281,30 +195,35 @@ def prepare(args: argparse.Namespace) -> tuple[list[RunSpec], RunStore]:
         cfg = resolve(args)
     except ValueError as err:
         raise UsageError(str(err)) from None
-    gpus = args.gpus_per_run
-    if args.workers < 1 or (gpus is not None and gpus < 0) or args.cpus_per_run <= 0 \
-            or args.sparsity_tolerance < 0 or args.slurm_timeout_min < 1:
-        raise UsageError("--workers must be ≥ 1, --gpus-per-run ≥ 0, --cpus-per-run > 0, "
-                         "--sparsity-tolerance ≥ 0 and --slurm-timeout-min ≥ 1")
+    problems = execution_problems(args)
+    if not args.out.strip():
+        problems.append("--out must name a folder")
+    try:
+        device = resolve_device(cfg["device"])
+    except ValueError as err:
+        problems.append(str(err))
+    if problems:
+        raise UsageError.of(problems)
+    resolve_executor(args, device)
     if args.executor == "local":
         try:
-            assign_gpus(args.workers, torch.cuda.device_count(), gpus)
+            assign_gpus(args.workers, torch.cuda.device_count(), args.gpus_per_run)
         except ValueError as err:
             raise UsageError(str(err)) from None
-    if not args.out.strip():
-        raise UsageError("--out must name a folder")
+    cfg["threads"] = cfg["threads"] or default_threads(args)
+    crowded = oversubscription_problem(args, cfg["threads"])
+    if crowded:
+        raise UsageError(crowded)
     try:
-        resolve_device(cfg["device"])
+        dataset = load_dataset(cfg["dataset"], root=cfg["data_root"], val_fraction=cfg["val_fraction"],
+                               download=not args.no_download)
     except ValueError as err:
         raise UsageError(str(err)) from None
-    dataset = load_dataset(cfg["dataset"], root=cfg["data_root"], val_fraction=cfg["val_fraction"],
-                           download=not args.no_download)
     method_names = list(cfg["methods"])
     if not args.no_dense_reference and "dense" not in method_names:
         method_names.insert(0, "dense")
         cfg["hparams"]["dense"] = {}
     common = {f.name: cfg[f.name] for f in SETTINGS}
-    common["threads"] = cfg["threads"] or default_threads(args)
     specs = plan_grid(method_names, cfg["sparsities"], cfg["seeds"], cfg["hparams"], **common)
     check_methods(specs, dataset)
     return specs, RunStore(output_folder(args.out))

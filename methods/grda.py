@@ -2,7 +2,7 @@
 
 Chao, Wang, Xing & Cheng, *Directional Pruning of Deep Neural Networks*, NeurIPS 2020
 (arXiv 2006.09358); official code github.com/donlan2710/gRDA-Optimizer. The optimizer itself is
-:class:`methods.grda_optim.GRDA` (re-exported here as ``methods.grda.GRDA``).
+:class:`methods.grda_optim.GRDA`.
 
 The method is its optimizer: the network trains with gRDA (no momentum, no weight decay, as in
 the paper) and the soft threshold leaves exact zeros; there are no masks and no prune events,
@@ -48,7 +48,7 @@ from methods.grda_optim import GRDA
 from methods.hparams import hp
 from methods.masks import all_prunable_weights
 
-__all__ = ["GRDA", "GRDAHparams", "GRDAMethod", "grda_param_groups"]
+__all__ = ["GRDAHparams", "GRDAMethod", "grda_param_groups"]
 
 
 @dataclass(frozen=True)

@@ -59,9 +59,9 @@ setup() { setup_venv; setup_data; }
 
 case "${1:-}" in
   setup) setup ;;
-  # bench packs one worker per core, one thread each (1.5x the throughput of one run at a time on
-  # 2 cores, measured on the quick grid); flags given after it win (e.g. --executor inline).
-  bench) setup; shift; exec "$VENV/bin/python" run_benchmarks.py --executor local --workers "$(nproc)" "$@" ;;
+  # bench is the plain CLI: on a CPU it packs one worker per core, one thread each (--executor auto),
+  # so its runs are the ones a plain `python run_benchmarks.py` computes and reuses.
+  bench) setup; shift; exec "$VENV/bin/python" run_benchmarks.py "$@" ;;
   test)  setup; "$VENV/bin/python" -m flake8; exec "$VENV/bin/python" -m pytest ;;
   speed) setup; shift; exec "$VENV/bin/python" -m benchmark.perf "$@" ;;
   *) echo "usage: bash scripts/prunebench.sh {setup|bench|test|speed} [args]" >&2; exit 2 ;;

@@ -1,7 +1,7 @@
 """Hand-built, schema-valid run results for the store and report tests (no torch)."""
 from __future__ import annotations
 
-from benchmark.store.schema import SCHEMA_VERSION
+from benchmark.store.schema import SCHEMA_VERSION, with_checksum
 from benchmark.spec import RunSpec
 
 MACS_DENSE = 1000
@@ -19,7 +19,9 @@ def make_result(method: str = "gmp", target: float = 0.9, seed: int = 0, top1: f
                 sparsity: float | None = None, epochs: int = 3, activation: str = "relu", model: str = "mlp",
                 layers: tuple[str, ...] = ("layers.0.weight", "layers.2.weight"),
                 reason: str = "error") -> dict:
-    """One run's result dict, shaped like benchmark/train.py's (run and cell ids from the spec)."""
+    """One run's result dict, shaped like benchmark/train.py's (run and cell ids from the spec), sealed
+    with its checksum as the store writes it (a test that changes it and writes it by hand reseals it
+    with ``with_checksum``; ``RunStore.save`` reseals by itself)."""
     spec = make_spec(method, target, seed, hparams=hparams, epochs=epochs, activation=activation, model=model)
     result = {"schema_version": SCHEMA_VERSION, "run_id": spec.run_id, "cell_id": spec.cell_id,
               "status": status, "error": None, "label": label or method, "spec": spec.to_dict(),
@@ -29,7 +31,7 @@ def make_result(method: str = "gmp", target: float = 0.9, seed: int = 0, top1: f
     if status != "complete":
         result.update(error="RuntimeError: boom", failure={"reason": reason}, metrics={},
                       history=result["history"][:1])
-        return result
+        return with_checksum(result)
     actual = target if sparsity is None else sparsity
     result.update(
         environment={"torch": "2.5.0", "device": "cpu"},
@@ -41,4 +43,4 @@ def make_result(method: str = "gmp", target: float = 0.9, seed: int = 0, top1: f
                  "params_nonzero": round(5000 * (1 - actual)) + seed, "macs_dense": MACS_DENSE,
                  "macs_sparse": round(MACS_DENSE * (1 - actual)) + 10 * seed, "train_time_s": 1.0 + seed,
                  "epochs": epochs})
-    return result
+    return with_checksum(result)

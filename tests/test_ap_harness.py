@@ -87,7 +87,8 @@ def test_an_interrupted_imp_ap_run_resumes_with_its_reference_and_matches(tmp_pa
 # ---------------------------------------------------------------------------------------------
 # the CLI
 
-CLI = ["--dataset", "synthetic", "--epochs", "1", "--batch-size", "64", "--no-progress"]
+CLI = ["--dataset", "synthetic", "--epochs", "1", "--batch-size", "64", "--no-progress",
+       "--executor", "inline"]
 
 
 def test_cli_runs_x_beside_x_plus_ap_and_reports_the_paired_effect(tmp_path, capsys):

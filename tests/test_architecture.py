@@ -25,8 +25,11 @@ ALLOWED = {
     "benchmark.engine": {"benchmark.data", "benchmark.store", "benchmark.spec"},
     "benchmark.execution": {"benchmark.engine", "benchmark.store", "benchmark.spec"},
     "benchmark.checks": {"benchmark.engine", "benchmark.data", "benchmark.spec"},
-    "benchmark.cli": {"benchmark.checks", "benchmark.execution", "benchmark.engine", "benchmark.data",
-                      "benchmark.presets", "benchmark.report", "benchmark.store", "benchmark.spec"},
+    "benchmark.cli": {"benchmark.flags", "benchmark.checks", "benchmark.execution", "benchmark.engine",
+                      "benchmark.data", "benchmark.presets", "benchmark.report", "benchmark.store",
+                      "benchmark.spec"},
+    "benchmark.flags": {"benchmark.checks", "benchmark.execution", "benchmark.data", "benchmark.presets",
+                        "benchmark.spec"},
     "benchmark.perf": {"benchmark.checks", "benchmark.execution", "benchmark.engine", "benchmark.data",
                        "benchmark.presets", "benchmark.store", "benchmark.spec"},
 }
@@ -144,6 +147,23 @@ def test_no_module_re_exports_what_it_imports():
     hiding = [f"{p.relative_to(ROOT)}:{i}" for p in source_files() if p.name != "__init__.py"
               for i, text in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if "noqa: F401" in text]
     assert hiding == []
+
+
+def test_all_lists_only_what_a_module_defines():
+    """An ``__all__`` naming an imported name re-exports it: import it from where it is defined
+    (a package's ``__init__`` is its public face and may gather names)."""
+    borrowed = []
+    for path in [p for p in source_files() if p.name != "__init__.py"]:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        defined = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+        assigned = [n.targets if isinstance(n, ast.Assign) else [n.target] for n in tree.body
+                    if isinstance(n, (ast.Assign, ast.AnnAssign))]
+        defined |= {t.id for targets in assigned for t in targets if isinstance(t, ast.Name)}
+        for node in tree.body:
+            if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "__all__" for t in node.targets):
+                borrowed += [f"{path.relative_to(ROOT)}: {name}" for name in ast.literal_eval(node.value)
+                             if name not in defined]
+    assert borrowed == []
 
 
 def test_the_checker_sees_a_cycle_and_a_private_import(tmp_path, monkeypatch):

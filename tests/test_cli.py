@@ -1,6 +1,7 @@
 """The CLI end to end on synthetic data, resume, failed runs, bad input; one real-data run."""
 import json
 import os
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -10,10 +11,13 @@ import pytest
 import torch
 
 import methods
+from benchmark.checks import oversubscription_problem
 from benchmark.cli import main
+from benchmark.flags import build_parser, hparam_flags
 
 ROOT = Path(__file__).resolve().parents[1]
-FAST = ["--dataset", "synthetic", "--epochs", "2", "--batch-size", "64", "--no-progress"]
+FAST = ["--dataset", "synthetic", "--epochs", "2", "--batch-size", "64", "--no-progress",
+        "--executor", "inline"]
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -98,7 +102,7 @@ def test_a_diverging_grid_fails_every_run_as_diverged_and_exits_1(tmp_path, caps
 
 
 def test_cuda_out_of_memory_is_reported_as_such():
-    from benchmark.execution.executors import failed_result
+    from benchmark.execution.runs import failed_result
     from benchmark.spec import RunSpec
     import torch
     result = failed_result(RunSpec(method="gmp", target_sparsity=0.5),
@@ -172,6 +176,23 @@ CORE_METHODS = ("demp, dense, dnr, gmp, granet, granet-st, grda, imp, magnitude,
      "granet-st at sparsity 0.3: granet-st: initial_sparsity 0.5 is above the target sparsity 0.3"),
     (["--methods", "rigl", "granet", "--growth", "momentum"], "growth must be one of gradient, random"),
     (["--methods", "set", "--hp", "set.end_frac=0"], "need start_frac < end_frac"),
+    # no abbreviations: a partial or mistyped flag is an error with the nearest flag
+    (["--sparsity", "0.5"], "unknown flag --sparsity (did you mean --sparsities?)"),
+    (["--epoch", "3"], "unknown flag --epoch (did you mean --epochs?)"),
+    (["--sparsities", "0.5", "--lrr=0.1"], "unknown flag --lrr (did you mean --lr?)"),
+    # checked before anything runs, each naming its flag
+    (["--val-fraction", "0.9999"], "--val-fraction 0.9999 leaves an empty split: 0 of the 2048"),
+    (["--seeds", "99999999999999999999"], "--seeds: seed 99999999999999999999 is outside [0, 4294967295]"),
+    (["--sparsities", "0.9999999"], "gmp at sparsity 0.9999999: it keeps 0 of 266200 prunable weights, "
+                                    "fewer than the 3 prunable layers"),
+    (["--threads", "1000"], "--threads 1000 × 1 concurrent run(s) is more than this machine's"),
+    (["--workers", "2"], "--workers applies to --executor local, not inline"),
+    (["--device", "cpu:5"], "device 'cpu:5' does not exist: the CPU is one device, cpu"),
+    (["--cpus-per-run", "0"], "--cpus-per-run must be > 0, got 0"),
+    (["--sparsity-tolerance", "-1"], "--sparsity-tolerance must be ≥ 0, got -1"),
+    (["--momentum", "1.5"], "--momentum must be in [0, 1), got 1.5"),
+    pytest.param(["--gpus-per-run", "0.5"], "--gpus-per-run needs a GPU, and this machine has none",
+                 marks=pytest.mark.skipif(not NO_CUDA, reason="this machine has CUDA")),
 ])
 def test_bad_input_is_one_line_with_exit_code_2_and_writes_nothing(tmp_path, capsys, args, message):
     out = tmp_path / "never"
@@ -253,8 +274,40 @@ def test_help_lists_every_flag_and_exits_0(capsys):
 
 def test_shared_flag_help_states_each_methods_own_default():
     """``lambda_peak`` is 1e-3 for dnr but 0 (searched) for demp: the help must not show one default."""
-    from benchmark.cli import hparam_flags
     flags = hparam_flags()
     assert flags["lambda_peak"][1].endswith("(default 0.0 for demp; 0.001 for dnr, dnr+ap)")
     assert flags["lambda_peak"][2] == ["demp", "dnr", "dnr+ap"]
     assert flags["patience"][1].endswith("(default 3)")
+
+
+def test_every_wrong_execution_flag_gets_its_own_line(tmp_path, capsys):
+    out = tmp_path / "never"
+    assert main([*FAST, "--methods", "gmp", "--workers", "0", "--cpus-per-run", "0",
+                 "--slurm-timeout-min", "0", "--out", str(out)]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == ["run_benchmarks.py: error: --workers must be ≥ 1, got 0",
+                     "run_benchmarks.py: error: --cpus-per-run must be > 0, got 0",
+                     "run_benchmarks.py: error: --slurm-timeout-min must be ≥ 1, got 0"]
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("executor, package, install", [("ray", "ray", "prunebench[ray]"),
+                                                        ("submitit", "submitit", "prunebench[slurm]")])
+def test_a_missing_executor_package_is_named_with_its_install_command(tmp_path, capsys, monkeypatch,
+                                                                      executor, package, install):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == package else real(name, *a))
+    out = tmp_path / "never"
+    assert main([*FAST[:-2], "--methods", "gmp", "--executor", executor, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--executor {executor} needs" in err
+    assert f"pip install '{install}'" in err
+    assert not out.exists()
+
+
+def test_oversubscription_is_allowed_when_asked_for():
+    args = build_parser().parse_args([*FAST, "--threads", "1000", "--oversubscribe"])
+    assert oversubscription_problem(args, 1000) is None
+    args = build_parser().parse_args([*FAST, "--threads", "1000"])
+    assert "--oversubscribe" in oversubscription_problem(args, 1000)

@@ -12,7 +12,8 @@ from benchmark.store.run_store import results_frame
 sys.path.insert(0, str(Path(__file__).parent))
 from test_report import make_result  # noqa: E402  (the report tests' result fixture)
 
-FAST = ["--dataset", "synthetic", "--epochs", "2", "--batch-size", "64", "--no-progress"]
+FAST = ["--dataset", "synthetic", "--epochs", "2", "--batch-size", "64", "--no-progress",
+        "--executor", "inline"]
 
 
 def with_dead_units(result: dict, rate: float) -> dict:

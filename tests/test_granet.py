@@ -277,7 +277,8 @@ def test_excluded_layers_stay_dense_and_the_target_is_still_met():
 
 
 # ---------------------------------------------------------------------------- the CLI
-FAST = ["--dataset", "synthetic", "--epochs", "2", "--batch-size", "64", "--no-progress"]
+FAST = ["--dataset", "synthetic", "--epochs", "2", "--batch-size", "64", "--no-progress",
+        "--executor", "inline"]
 
 
 def test_cli_runs_all_four_on_synthetic(tmp_path, capsys):

@@ -10,7 +10,8 @@ from benchmark.engine import train
 from benchmark.cli import main
 from benchmark.spec import RunSpec
 from methods.base import OptimizerConfig
-from methods.grda import GRDA, GRDAMethod, grda_param_groups
+from methods.grda import GRDAMethod, grda_param_groups
+from methods.grda_optim import GRDA
 from resume import resumed_and_straight
 
 FOREACH = [False, True]

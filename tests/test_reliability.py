@@ -13,59 +13,17 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from benchmark.execution import locks
-
 from benchmark.engine import train
+from benchmark.execution import locks
 from benchmark.spec import RunSpec
 from benchmark.execution.backends import Local, Resources
 from benchmark.store.layout import checkpoint_file, lock_file, takeover_file
 from benchmark.store.run_store import RunStore
-from sync import environment_with, pause_environment, paused, release
-
-ROOT = Path(__file__).resolve().parents[1]
-GRID = ["--dataset", "synthetic", "--model", "mlp", "--batch-size", "64", "--no-progress", "--no-plots",
-        "--threads", "1", "--methods", "gmp", "magnitude"]
-
-
-def _as_in_a_terminal() -> None:
-    """Ctrl-C interrupts, as in a terminal (a CI job started in the background may ignore SIGINT,
-    and an ignored signal stays ignored across exec)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-def start_cli(*args: str, env: dict[str, Any] | None = None) -> subprocess.Popen:
-    """The CLI in its own process group (so a test can kill it and its workers like a terminal);
-    ``env`` adds variables (pause points) to this process's environment."""
-    env = environment_with({"OMP_NUM_THREADS": "1", **(env or {})})
-    return subprocess.Popen([sys.executable, str(ROOT / "run_benchmarks.py"), *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            preexec_fn=_as_in_a_terminal)
-
-
-def kill_group(proc: subprocess.Popen) -> None:
-    """kill -9 the CLI's whole process group (itself and its workers), if any of it is left."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait(timeout=60)
-
-
-def finish(proc: subprocess.Popen, timeout: float = 300) -> tuple[int, str, str]:
-    out, err = proc.communicate(timeout=timeout)
-    return proc.returncode, out, err
-
-
-def summary_counts(stdout: str) -> tuple[int, int, int, int]:
-    """(planned, ran, already complete, failed) from the CLI's summary line."""
-    line = next(x for x in stdout.splitlines() if " runs: " in x and " ran, " in x)
-    planned, rest = line.split(" runs: ")
-    ran, complete, failed = (int(part.strip().split()[0]) for part in rest.split(","))
-    return int(planned), ran, complete, failed
+from cli_process import GRID, INLINE, finish, kill_group, start_cli, summary_counts
+from sync import pause_environment, paused, release
 
 
 def dead_pid() -> int:
@@ -135,8 +93,8 @@ def test_a_takeover_in_progress_blocks_a_second_taker(tmp_path):
 
 def test_a_grid_killed_with_sigkill_mid_run_completes_on_rerun_and_resumes_from_the_checkpoint(tmp_path):
     out = tmp_path / "res"
-    args = [*GRID, "--sparsities", "0.5", "0.9", "--seeds", "0", "--epochs", "6", "--checkpoint-every", "1",
-            "--out", str(out)]
+    args = [*GRID, *INLINE, "--sparsities", "0.5", "0.9", "--seeds", "0", "--epochs", "6",
+            "--checkpoint-every", "1", "--out", str(out)]
     pauses = tmp_path / "pauses"
     proc = start_cli(*args, env=pause_environment(pauses, "checkpoint_saved"))
     try:
@@ -167,7 +125,7 @@ def test_a_grid_killed_with_sigkill_mid_run_completes_on_rerun_and_resumes_from_
 
 def test_two_runners_on_one_folder_share_the_grid_and_compute_each_run_once(tmp_path):
     out = tmp_path / "res"
-    args = [*GRID, "--sparsities", "0.5", "0.8", "0.9", "--seeds", "0", "1", "--epochs", "2",
+    args = [*GRID, *INLINE, "--sparsities", "0.5", "0.8", "0.9", "--seeds", "0", "1", "--epochs", "2",
             "--out", str(out)]
     first, second = start_cli(*args), start_cli(*args)
     results = [finish(first), finish(second)]

@@ -15,7 +15,7 @@ from benchmark.report.leaderboard import BOARD_COLUMNS, leaderboard
 from benchmark.report.markdown import HEADER_LINE, to_markdown
 from benchmark.report.statistics import ci95_halfwidth
 from benchmark.report.writer import write_reports
-from benchmark.store.run_store import RunStore
+from benchmark.store.run_store import RunStore, results_frame
 from helpers import MACS_DENSE, make_result
 
 REPO = Path(__file__).resolve().parents[1]
@@ -271,7 +271,6 @@ def test_stale_figures_are_removed(store, tmp_path):
 def test_plots_with_mixed_configs_activations_and_many_layers(tmp_path):
     """Several training configs, activations and a deep model in one store still give three figures."""
     from benchmark.report.plots.render import plot_all
-    from benchmark.store.run_store import results_frame
 
     layers = tuple(f"layer{b}.{i}.conv{c}.weight" for b in (1, 2, 3) for i in range(2) for c in (1, 2))
     results = []
@@ -361,3 +360,11 @@ def test_cli_skips_untrusted_files_with_one_warning_each(store):
     assert "bbbbbbbbbbbb/result.json: not valid JSON" in warnings[1]
     assert "skipped 2 result file(s)" in proc.stderr
     assert len(pd.read_csv(store.root / "leaderboard.csv")) == 5
+
+
+def test_rows_that_differ_only_in_training_settings_are_named_by_the_difference():
+    results = [make_result("dense", 0.0, s, epochs=e, top1=0.9) for s in (0, 1) for e in (3, 5)]
+    results += [make_result("gmp", 0.9, s, epochs=3) for s in (0, 1)]
+    table = to_markdown(leaderboard(results_frame(results)))
+    rows = [line.split("|")[3].strip() for line in table.splitlines() if line.startswith("| synthetic")]
+    assert sorted(rows) == ["dense [epochs=3]", "dense [epochs=5]", "gmp"]

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from benchmark.store.run_store import CORE_COLUMNS, RunStore, json_safe
+from benchmark.store.schema import SCHEMA_VERSION, with_checksum
 from helpers import make_result
 
 
@@ -94,20 +95,28 @@ def test_concurrent_saves_from_several_processes(tmp_path):
 
 
 def _edited(**changes):
+    """A result changed by the harness itself (resealed): it must fail on what was changed."""
     result = make_result()
     result.update(changes)
-    return json.dumps(result)
+    return json.dumps(with_checksum(result))
 
 
 def _with_metrics(**changes):
     result = make_result()
     result["metrics"].update(changes)
-    return json.dumps(result)
+    return json.dumps(with_checksum(result))
 
 
 def _without(key):
     result = make_result()
     del result[key]
+    return json.dumps(with_checksum(result))
+
+
+def _by_hand(top1):
+    """A result whose top-1 was edited in the file (not resealed)."""
+    result = make_result()
+    result["metrics"]["top1"] = top1
     return json.dumps(result)
 
 
@@ -117,8 +126,14 @@ def _without(key):
     ("[1, 2]", "not a JSON object"),
     ("\xff\xfe", "unreadable"),
     ('{"hello": "world"}', "schema_version None"),                   # a foreign file
-    ('{"schema_version": 2, "status": "complete"}', "does not match its folder"),
+    (json.dumps(with_checksum({"schema_version": SCHEMA_VERSION, "status": "complete"})),
+     "does not match its folder"),
     (_edited(schema_version=1), "schema_version 1"),
+    (_edited(schema_version=2), "schema_version 2"),                  # before checksums: recomputed
+    (_by_hand(0.999), "its checksum does not match its content (edited?)"),
+    (json.dumps({k: v for k, v in make_result().items() if k != "checksum"}), "no checksum"),
+    (json.dumps({**make_result(), "checksum": None}), "no checksum"),
+    (json.dumps({**make_result(), "checksum": "sha256:0"}), "checksum does not match"),
     (_edited(status="done"), "status 'done'"),
     (_edited(spec={**make_result()["spec"], "lr": 0.5}), "its spec hashes to run id"),   # edited
     (_edited(cell_id="c1"), "cell_id 'c1' does not match"),

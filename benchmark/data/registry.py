@@ -213,7 +213,8 @@ def _val_indices(n: int, val_fraction: float) -> tuple[torch.Tensor, torch.Tenso
     """Sorted (train, val) index tensors of a fixed seeded split of ``n`` training examples."""
     n_val = round(val_fraction * n)
     if n_val >= n or (val_fraction > 0 and n_val == 0):
-        raise ValueError(f"val_fraction={val_fraction} leaves an empty split of {n} training examples")
+        raise ValueError(f"--val-fraction {val_fraction:g} leaves an empty split: {n - n_val} of the {n} "
+                         f"training examples to train on, {n_val} to validate")
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(VAL_SPLIT_SEED))
     return perm[n_val:].sort().values, perm[:n_val].sort().values
 

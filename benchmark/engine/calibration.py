@@ -28,7 +28,8 @@ the run still happens and the leaderboard flags its cell.
 **Cache.** ``<results>/calibration/<key>.json`` (atomic writes, one per cell and search policy)
 holds every probe as it finishes, so an interrupted search resumes and a rerun or another seed
 does not search again. The key hashes what changes the answer: the spec's semantic fields without
-the seed (``hparam`` is 0 there), the calibration seed and the search policy. A file lock stops
+the seed (``hparam`` is 0 there), the calibration seed and the search policy. A file lock
+(``<key>.lock``, an ``flock``, removed once its search is done; see :func:`search_lock`) stops
 parallel workers from searching the same cell twice, and :func:`searches_first` orders a grid so
 that parallel workers search different cells at once instead of waiting on that lock. A probe
 depends on the recipe and the value, not on the target (a calibrated method trains the same
@@ -50,6 +51,7 @@ import fcntl
 import hashlib
 import json
 import math
+import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -58,7 +60,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import methods
 from benchmark.spec import RunSpec
-from benchmark.store.files import atomic_write_text, json_safe
+from benchmark.store.files import atomic_write_text, json_safe, real_folder
 from benchmark.store.layout import ResultsLayout
 from methods.base import Calibration
 
@@ -254,7 +256,7 @@ def calibrate(spec: RunSpec, cal: Calibration, cache: Path | None, train_fn: Run
     """The search record of ``spec``'s cell: from the cache when complete, else searched (and cached)."""
     key = cache_key(spec, cal)
     path = cache / f"{key}.json" if cache is not None else None
-    with _locked(path):
+    with search_lock(path):
         record = _load(path)
         if record is not None and record.get("value") is not None:
             return {**record, "cache": "hit"}
@@ -327,7 +329,8 @@ def _recipe(spec: RunSpec) -> dict[str, Any]:
 
 
 def _load(path: Path | None) -> dict[str, Any] | None:
-    if path is None:
+    """The search record at ``path``, or None when absent, unreadable or a symbolic link (not read)."""
+    if path is None or path.is_symlink():
         return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -337,20 +340,60 @@ def _load(path: Path | None) -> dict[str, Any] | None:
 
 
 def _save(path: Path | None, record: dict[str, Any]) -> None:
+    """Write the search record atomically, never outside the results folder (``<results>/calibration``)."""
     if path is not None:
-        atomic_write_text(path, json.dumps(json_safe(record), indent=1, allow_nan=False) + "\n")
+        atomic_write_text(path, json.dumps(json_safe(record), indent=1, allow_nan=False) + "\n",
+                          inside=path.parent.parent)
 
 
 @contextmanager
-def _locked(path: Path | None) -> Iterator[None]:
-    """An exclusive ``flock`` on ``<path>.lock`` (released when the process dies), or nothing."""
+def search_lock(path: Path | None) -> Iterator[None]:
+    """An exclusive ``flock`` on ``<path>.lock`` (released when the process dies), or nothing.
+
+    ``<results>/calibration`` is made a real folder first (a symbolic link there is replaced). Once
+    the body is done (the record complete) the file is removed while still held, so no ``*.lock``
+    outlives its search; a waiter holding the removed file relocks the one on disk (:func:`_acquire`).
+    After an exception the file stays (harmless: the cell's next search uses and removes it)."""
     if path is None:
         yield
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    real_folder(path.parent.parent, path.parent)
+    lock = path.with_suffix(".lock")
+    fd = _acquire(lock)
+    try:
+        yield
+        lock.unlink(missing_ok=True)
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def _acquire(lock: Path) -> int:
+    """A descriptor of ``lock`` holding its exclusive ``flock``, checked to be the file on disk.
+
+    A holder removes the file before it unlocks it, so a lock obtained on a file that is no longer
+    at ``lock`` (another inode, or none) guards nothing: it is dropped and the current file locked.
+    Never follows a symbolic link (one at ``lock`` is removed).
+    """
+    while True:
+        if lock.is_symlink():
+            lock.unlink(missing_ok=True)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
         try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if _is_on_disk(fd, lock):
+                return fd
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+
+
+def _is_on_disk(fd: int, path: Path) -> bool:
+    """Whether the open file ``fd`` is the file now at ``path``."""
+    try:
+        on_disk = os.stat(path, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    opened = os.fstat(fd)
+    return (opened.st_dev, opened.st_ino) == (on_disk.st_dev, on_disk.st_ino)

@@ -9,6 +9,9 @@ and a divergence check that does not stall the GPU.
   ``cpu_bf16`` turns bf16 autocast on for a CPU (tests of that property, without a GPU).
 - :func:`prepare_model`: ``channels_last`` for convolutional nets on CUDA (tensor cores want
   NHWC), and ``torch.compile`` when asked.
+- :func:`environment`: what a result records about where it ran — torch, threads, the device and,
+  since a CPU's instruction set changes the last digits of a run, the CPU model, the SIMD level
+  torch dispatches to (``cpu_capability``) and the CPU's relevant vector flags (``cpu_flags``).
 - :class:`DivergenceGuard`: a non-finite loss stops the run; on a CPU the loss is read every step
   (free), on a GPU a flag is copied to pinned host memory without blocking and read once the copy
   has landed, so the step loop never waits for the GPU.
@@ -20,7 +23,8 @@ import os
 import platform
 import socket
 from contextlib import nullcontext
-from functools import partial
+from functools import lru_cache, partial
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -43,6 +47,8 @@ def resolve_device(name: str) -> torch.device:
         raise ValueError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
     if device.type not in ("cpu", "cuda"):
         raise ValueError(f"device {name!r} is not supported; use auto, cpu, cuda or cuda:N")
+    if device.type == "cpu" and device.index not in (None, 0):
+        raise ValueError(f"device {name!r} does not exist: the CPU is one device, cpu")
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise ValueError(f"device {name!r} requested but CUDA is not available on this machine")
@@ -93,13 +99,47 @@ class Precision:
             self.scaler.update()
 
 
+#: The CPU flags (``/proc/cpuinfo``) that change which kernels torch runs, in this order.
+SIMD_FLAGS = ("sse4_2", "avx", "fma", "avx2", "avx_vnni", "avx512f", "avx512bw", "avx512vl",
+              "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8",
+              "asimd", "sve", "sve2")
+CPUINFO = Path("/proc/cpuinfo")
+
+
+def parse_cpuinfo(text: str) -> tuple[str | None, list[str]]:
+    """(CPU model, its :data:`SIMD_FLAGS` present) from ``/proc/cpuinfo``'s text (first CPU listed)."""
+    model, flags = None, set()
+    for line in text.splitlines():
+        key, _, value = (part.strip() for part in line.partition(":"))
+        if key == "model name" and model is None:
+            model = value or None
+        elif key in ("flags", "Features") and not flags:  # x86, ARM
+            flags = set(value.split())
+    return model, [f for f in SIMD_FLAGS if f in flags]
+
+
+@lru_cache(maxsize=1)
+def cpu_description() -> dict[str, Any]:
+    """The CPU's model, the SIMD capability torch uses on it and its :data:`SIMD_FLAGS`."""
+    try:
+        model, flags = parse_cpuinfo(CPUINFO.read_text(encoding="utf-8", errors="replace"))
+    except OSError:
+        model, flags = None, []
+    get_capability = getattr(torch.backends.cpu, "get_cpu_capability", None)
+    return {"cpu_model": model or platform.processor() or platform.machine() or "unknown",
+            "cpu_capability": get_capability() if get_capability is not None else None,
+            "cpu_flags": flags}
+
+
 def environment(device: torch.device, precision: Precision) -> dict[str, Any]:
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or "cpu")
+    """Where and with what a run computes (stored in its result): software, device, CPU, host."""
+    cpu = cpu_description()
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu["cpu_model"]
     return {
         "torch": torch.__version__, "python": platform.python_version(), "device": device.type,
         "device_name": name, "amp": precision.enabled,
         "amp_dtype": str(precision.dtype).replace("torch.", "") if precision.dtype else None,
-        "threads": torch.get_num_threads(), "hostname": socket.gethostname(),
+        "threads": torch.get_num_threads(), **cpu, "hostname": socket.gethostname(),
         "started_at": utc_now(), "pid": os.getpid(),
     }
 

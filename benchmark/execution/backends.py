@@ -9,7 +9,8 @@ disk (each worker caches them), never shipped with the task.
 
 - ``inline``: one run at a time in this process.
 - ``local``: ``workers`` spawned processes on this machine; with GPUs each worker is pinned to
-  one, at most ⌊1/``gpus_per_run``⌋ per GPU (see :func:`assign_gpus`).
+  one, at most ⌊1/``gpus_per_run``⌋ per GPU (see :func:`assign_gpus`). A worker that dies fails
+  its run (``worker_died``) and is replaced; the grid goes on.
 - ``ray``: each run is a Ray task asking for ``gpus_per_run`` (fractional) GPUs and
   ``cpus_per_run`` CPUs, on the cluster at ``RAY_ADDRESS`` or a local instance. A task whose
   worker dies is not retried: it is recorded as failed (``worker_died``), and a rerun retries it.
@@ -19,18 +20,14 @@ disk (each worker caches them), never shipped with the task.
 from __future__ import annotations
 
 import math
-import multiprocessing as mp
 import os
-import signal
-import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
-from benchmark.engine.pause_points import forwarded_environment, pause_point
+from benchmark.engine.pause_points import forwarded_environment
 from benchmark.execution.runs import failed_result, safe_run
+from benchmark.execution.worker_pool import WorkerPool
 from benchmark.spec import RunSpec
 from benchmark.store.run_store import RunStore
 
@@ -138,78 +135,33 @@ def assign_gpus(workers: int, n_gpus: int, gpus_per_run: float | None) -> list[i
     return [i % n_gpus for i in range(workers)]
 
 
-@contextmanager
-def _sigint_blocked() -> Iterator[None]:
-    """Block SIGINT in this thread while worker processes start, so they inherit it blocked.
-
-    A terminal's Ctrl-C reaches the whole process group, workers included; a worker still
-    importing (before :func:`_init_worker` runs) would die with a traceback. A Ctrl-C that arrives
-    in the window is not lost: the driver gets it once the mask is restored.
-    """
-    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-
-def _init_worker(slots) -> None:
-    """Pin this worker to its GPU before CUDA starts; leave Ctrl-C to the driver.
-
-    Workers ignore SIGINT (and start with it blocked, see :func:`_sigint_blocked`): on Ctrl-C the
-    driver terminates them itself (promptly, with no traceback from every worker), releases its
-    locks and exits.
-    """
-    pause_point("worker_starting")
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    gpu = slots.get()
-    if gpu is not None:
-        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
-
-
 class Local(Backend):
-    """``workers`` spawned processes; each run sets its own CPU thread count (``spec.threads``)."""
+    """``workers`` spawned processes (:mod:`benchmark.execution.worker_pool`); each run sets its own
+    CPU thread count (``spec.threads``). A worker that dies fails its own run only."""
 
     def __init__(self, store: RunStore, resources: Resources):
         import torch
-        self.store, self.workers = store, max(1, resources.workers)
-        ctx = mp.get_context("spawn")
-        slots = ctx.Queue()
-        for gpu in assign_gpus(self.workers, torch.cuda.device_count(), resources.gpus_per_run):
-            slots.put(gpu)
-        self.pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_init_worker,
-                                        initargs=(slots,))
-        self.futures: dict[Any, RunSpec] = {}
+        self.store = store
+        self.pool = WorkerPool(assign_gpus(max(1, resources.workers), torch.cuda.device_count(),
+                                           resources.gpus_per_run))
 
     def has_capacity(self) -> bool:
-        return len(self.futures) < self.workers
+        return self.pool.idle() is not None
 
     def busy(self) -> bool:
-        return bool(self.futures)
+        return bool(self.pool.busy())
 
     def submit(self, spec: RunSpec) -> None:
-        with _sigint_blocked():  # the pool starts a worker process inside submit when it needs one
-            self.futures[self.pool.submit(safe_run, spec, None, _workdir(self.store, spec))] = spec
+        self.pool.idle().give(spec, _workdir(self.store, spec))
 
     def next_result(self) -> tuple[RunSpec, dict[str, Any]]:
-        done, _ = wait(self.futures, return_when=FIRST_COMPLETED)
-        future = next(iter(done))
-        spec = self.futures.pop(future)
-        try:
-            return spec, future.result()
-        except Exception as error:  # the worker process itself died
-            return spec, failed_result(spec, error)
+        return self.pool.next_result()
 
     def abort(self) -> None:
-        for process in list(getattr(self.pool, "_processes", {}).values()):
-            process.terminate()
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.pool.stop()
 
     def close(self) -> None:
-        self.pool.shutdown(wait=True)
+        self.pool.close()
 
 
 # ray ------------------------------------------------------------------------------------------

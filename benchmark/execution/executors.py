@@ -22,17 +22,21 @@ from typing import Any, Sequence
 from tqdm import tqdm
 
 from benchmark.engine import calibration
-
 from benchmark.execution import locks
 from benchmark.execution.backends import EXECUTORS, Backend, Resources, make_backend
-from benchmark.execution.runs import failed_result, failure_reason, safe_run
+from benchmark.execution.runs import failed_result
 from benchmark.spec import RunSpec
 from benchmark.store.run_store import RunStore
 
-__all__ = ["EXECUTORS", "GridSummary", "Resources", "execute", "failed_result", "failure_reason", "safe_run"]
+__all__ = ["GridSummary", "execute"]
 
 #: Seconds between looks at runs that another runner holds.
 WAIT_POLL_S = 2.0
+
+
+class StoreWriteError(RuntimeError):
+    """A result could not be written (no space, quota, permission, read-only file system): the grid
+    stops, as every later result would meet the same disk. The message is one line."""
 
 
 @dataclass
@@ -118,7 +122,7 @@ def _drive(pending: list[RunSpec], store: RunStore, backend: Backend, summary: G
                 spec = todo.popleft()
                 if take_if_finished_elsewhere(spec):
                     continue
-                lock = locks.try_lock(store.run_dir(spec.run_id))
+                lock = locks.try_lock(store.claim_folder(spec.run_id))  # a real folder inside --out
                 if lock is None:
                     if spec.run_id not in announced:
                         announced.add(spec.run_id)
@@ -134,7 +138,7 @@ def _drive(pending: list[RunSpec], store: RunStore, backend: Backend, summary: G
                 backend.submit(spec)
             if backend.busy():
                 spec, result = backend.next_result()
-                store.save(result)
+                _store(store, spec, result)
                 held.pop(spec.run_id).release()
                 bar.set_postfix_str(spec.describe())
                 count(result)
@@ -148,7 +152,30 @@ def _drive(pending: list[RunSpec], store: RunStore, backend: Backend, summary: G
     finally:
         for lock in held.values():
             lock.release()
+            _remove_if_empty(lock.path.parent)  # a run that never got a result leaves no trace
     backend.close()
+
+
+def _store(store: RunStore, spec: RunSpec, result: dict[str, Any]) -> None:
+    """Save ``result``; when the disk refuses, record the run as failed if it still can, and stop."""
+    try:
+        store.save(result)
+        return
+    except OSError as error:
+        cause = f"cannot write {store.layout.result_file(spec.run_id)}: {error.strerror or error}"
+    try:  # a failed result is small: it may still fit, and then a rerun knows to retry this run
+        store.save(failed_result(spec, OSError(cause)))
+    except OSError:
+        pass
+    raise StoreWriteError(f"{cause}; the grid stopped (the runs stored before are kept: "
+                          "free space and rerun)")
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:  # not empty (a checkpoint to resume from, a result), or already gone
+        pass
 
 
 def _remove_temp_files(run_dir: Path) -> None:

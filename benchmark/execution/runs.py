@@ -19,7 +19,7 @@ from benchmark.store.schema import build_result
 #: Exception class names that mean the process running the run died: the local pool's, Ray's (a
 #: crashed or memory-killed worker, a lost node) and submitit's (a job that ended without a result).
 #: torch's CUDA ``OutOfMemoryError`` is recognised before these, by its class.
-WORKER_DEATHS = ("BrokenProcessPool", "WorkerCrashedError", "NodeDiedError", "OutOfMemoryError",
+WORKER_DEATHS = ("WorkerDied", "WorkerCrashedError", "NodeDiedError", "OutOfMemoryError",
                  "UncompletedJobError", "FailedJobError")
 
 

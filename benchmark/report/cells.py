@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark.spec import SEMANTIC_FIELDS, RunSpec
-from benchmark.store.run_store import known_spec_columns
+from benchmark.store.run_store import SPEC_PREFIX, known_spec_columns
 
 #: Spec fields that identify the cell but are not part of its training configuration.
 CELL_FIELDS = {"dataset", "model", "activation", "method", "method_hparams", "target_sparsity", "seed"}
@@ -55,3 +55,32 @@ def cell_keys(runs: pd.DataFrame) -> pd.Series:
     if runs.empty:
         return pd.Series([], index=runs.index, dtype=object)
     return runs.apply(key, axis=1)
+
+
+def series_names(cells: pd.DataFrame, panels: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Each cell's name in tables and legends, and the index of its training configuration.
+
+    A method run with several training configurations in one panel (``panels``: the cell's
+    dataset/model/activation) is named by the settings that differ, in every panel:
+    ``dense [threads=1]`` beside ``dense [threads=2]``. Otherwise the name is the method's.
+    """
+    names = cells["method"].astype(str).copy()
+    index = pd.Series(0, index=cells.index)
+    configs_of = cells["train_config"].astype(str)
+    for _, group in cells.groupby("method"):
+        if configs_of[group.index].groupby(panels[group.index]).nunique().max() < 2:
+            continue  # one configuration per panel: the method's name says it all
+        configs = sorted(configs_of[group.index].unique())
+        suffix = config_suffixes(configs)
+        index[group.index] = [configs.index(c) for c in configs_of[group.index]]
+        names[group.index] = [f"{m} [{suffix[c]}]" for m, c in zip(group["method"], configs_of[group.index])]
+    return names, index
+
+
+def config_suffixes(configs: list[str]) -> dict[str, str]:
+    """Short names for training configurations: only the keys whose values differ."""
+    parsed = [json.loads(c) if c.startswith("{") else {"config": c} for c in configs]
+    keys = sorted({k for p in parsed for k in p})
+    varying = [k for k in keys if len({json.dumps(p.get(k)) for p in parsed}) > 1]
+    return {c: ", ".join(f"{k.removeprefix(SPEC_PREFIX)}={p.get(k)}" for k in varying)
+            for c, p in zip(configs, parsed)}

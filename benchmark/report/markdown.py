@@ -11,6 +11,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from benchmark.report.ap_effect import ap_markdown
+from benchmark.report.cells import series_names
 
 HEADER_LINE = ("top-1 = final-epoch test accuracy, mean ± 95% CI (t) over seeds; "
                "sparsity over prunable weights, measured from the weights")
@@ -44,7 +45,7 @@ def _fmt_budget(row: pd.Series, own: str, search: str, spec: str) -> str:
 _MD_COLUMNS = [  # (header, formatter, right-aligned)
     ("dataset", lambda r: str(r["dataset"]), False),
     ("model", lambda r: str(r["model"]), False),
-    ("method", lambda r: str(r["method"]), False),
+    ("method", lambda r: str(r["name"]), False),
     ("target", lambda r: _fmt_target(r["target_sparsity"]), True),
     ("sparsity (%)", lambda r: _fmt(r["sparsity"], ".2f", 100), True),
     ("top-1 (%)", _fmt_top1, True),
@@ -62,6 +63,9 @@ _MD_COLUMNS = [  # (header, formatter, right-aligned)
 
 
 def _table(board: pd.DataFrame) -> str:
+    board = board.copy()
+    panels = board[["dataset", "model", "activation"]].astype(str).agg(" / ".join, axis=1)
+    board["name"], _ = series_names(board, panels)  # rows that differ in training only say how
     columns = list(_MD_COLUMNS)
     if board["activation"].nunique(dropna=True) > 1:
         columns.insert(2, ("activation", lambda r: str(r["activation"]), False))

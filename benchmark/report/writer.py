@@ -11,7 +11,7 @@ from typing import Iterable
 
 from benchmark.report.leaderboard import leaderboard
 from benchmark.report.markdown import to_markdown
-from benchmark.store.files import atomic_write_bytes, atomic_write_text
+from benchmark.store.files import atomic_write_bytes, atomic_write_text, first_link, real_folder
 from benchmark.store.layout import ResultsLayout
 from benchmark.store.run_store import RunStore, results_frame
 
@@ -53,10 +53,13 @@ def write_reports(store: RunStore, out_dir: str | Path, run_ids: Iterable[str] |
         from benchmark.report.plots.render import render_figures  # matplotlib only when plotting
         figures = render_figures(runs, results, board)
     out = ResultsLayout(Path(out_dir))
-    csv_path = atomic_write_text(out.leaderboard_csv, board.to_csv(index=False))
-    md_path = atomic_write_text(out.leaderboard_md, table)
-    plot_paths = [atomic_write_bytes(out.plots_dir / name, data) for name, data in figures.items()]
-    if plots:
+    csv_path = atomic_write_text(out.leaderboard_csv, board.to_csv(index=False), inside=out.root)
+    md_path = atomic_write_text(out.leaderboard_md, table, inside=out.root)
+    if figures:  # a plots/ that is a link elsewhere is replaced by a real folder, never written through
+        real_folder(out.root, out.plots_dir)
+    plot_paths = [atomic_write_bytes(out.plots_dir / name, data, inside=out.root)
+                  for name, data in figures.items()]
+    if plots and first_link(out.root, out.plots_dir) is None:  # never delete through a link
         _remove_stale_figures(out.plots_dir, set(figures))
     return ReportPaths(csv=csv_path, markdown=md_path, plots=plot_paths, table=table)
 

@@ -3,7 +3,14 @@
 Layout: :mod:`benchmark.store.layout` (``<root>/runs/<run_id>/result.json``).
 
 The store persists the result dict produced by ``benchmark.engine.train`` as-is (after making it
-JSON-safe) and never imports torch: everything here reads and writes plain JSON.
+JSON-safe, with a checksum of its content) and never imports torch: everything here reads and
+writes plain JSON.
+
+**Never outside the results folder.** The store neither reads nor writes through a symbolic link
+between the results folder and a result: a linked ``runs/``, run folder or ``result.json`` is
+reported by :meth:`RunStore.problems` and treated as absent, :meth:`RunStore.save` refuses to write
+through it, and :meth:`RunStore.claim_folder` (called by the driver before it locks a run) replaces
+such links by real folders, leaving what they point to untouched.
 """
 from __future__ import annotations
 
@@ -14,9 +21,9 @@ from typing import Any, Iterable, Iterator
 import pandas as pd
 
 from benchmark.spec import SEMANTIC_FIELDS
-from benchmark.store.files import atomic_write_text, json_safe
+from benchmark.store.files import atomic_write_text, check_inside, first_link, json_safe, real_folder
 from benchmark.store.layout import RESULT_FILE, ResultsLayout, is_run_id
-from benchmark.store.schema import problem
+from benchmark.store.schema import problem, with_checksum
 
 __all__ = ["RunStore", "results_frame"]
 
@@ -62,15 +69,31 @@ class RunStore:
         """(the trusted result, None), (None, why it is not trusted), or (None, None) when absent.
 
         Every read goes through :func:`benchmark.store.schema.problem`: an unreadable, truncated,
-        foreign or edited file is never returned as a result.
+        foreign or edited file is never returned as a result, and a result reached through a
+        symbolic link (``runs/``, the run's folder or the file) is not even read.
         """
         path = self.run_dir(run_id) / RESULT_FILE
+        why = self.link_problem(path)
+        if why is not None:
+            return None, why
         if not path.exists():
             return None, None
         data, why = _read_json(path)
         if why is None:
             why = problem(data, run_id)
         return (None, why) if why else (data, None)
+
+    def link_problem(self, path: Path) -> str | None:
+        """Why ``path`` (under the root) is not read: a symbolic link on the way or a path resolving
+        outside the results folder; None when it is safe."""
+        link = first_link(self.root, path)
+        if link is not None:
+            return f"{link.relative_to(self.root)} is a symbolic link; not read"
+        try:
+            check_inside(path, self.root)
+        except OSError:
+            return f"{path.relative_to(self.root)} resolves outside the results folder; not read"
+        return None
 
     def load(self, run_id: str) -> dict | None:
         """The trusted result of ``run_id``, or None when it is absent or not trustworthy."""
@@ -81,29 +104,55 @@ class RunStore:
         result = self.load(run_id)
         return result is not None and result.get("status") == "complete"
 
+    def claim_folder(self, run_id: str) -> Path:
+        """The run's folder, made a real directory inside the root (created when absent); returns it.
+
+        A symbolic link at ``runs/``, at the run's folder or among the run folder's entries is
+        removed — the link itself, never what it points to — and real folders take the place of
+        the first two, so the run is computed (lock, checkpoint, result) inside the results folder.
+        """
+        run_dir = real_folder(self.root, self.run_dir(run_id))
+        for entry in run_dir.iterdir():
+            if entry.is_symlink():
+                entry.unlink()
+        return run_dir
+
     def save(self, result: dict) -> Path:
-        """Persist ``result`` (must hold ``run_id``) atomically; returns the path of result.json."""
+        """Persist ``result`` (must hold ``run_id``) atomically with a checksum of its content;
+        returns the path of result.json.
+
+        Never writes through a symbolic link: ``OSError`` when ``runs/`` or the run's folder is one
+        (:meth:`claim_folder` replaces them) or resolves outside the results folder.
+        """
         if "run_id" not in result:
             raise ValueError("result has no run_id")
-        safe = json_safe(result)
+        safe = with_checksum(json_safe(result))
+        path = self.run_dir(safe["run_id"]) / RESULT_FILE
+        link = first_link(self.root, path.parent)
+        if link is not None:
+            raise OSError(f"refusing to write {path}: {link} is a symbolic link "
+                          "(RunStore.claim_folder replaces it by a real folder)")
         text = json.dumps(safe, indent=2, allow_nan=False) + "\n"
-        return atomic_write_text(self.run_dir(safe["run_id"]) / RESULT_FILE, text)
+        return atomic_write_text(path, text, inside=self.root)
 
     def run_ids(self) -> list[str]:
-        """Ids of every run folder holding a result.json file (trusted or not), sorted."""
-        if not self.runs_dir.is_dir():
+        """Ids of every run folder holding a result.json (trusted or not), and of every run-id-named
+        symbolic link in ``runs/`` (never followed), sorted; none when ``runs/`` is itself a link."""
+        if self.runs_dir.is_symlink() or not self.runs_dir.is_dir():
             return []
-        return sorted(p.name for p in self.runs_dir.iterdir()
-                      if p.is_dir() and (p / RESULT_FILE).is_file() and is_run_id(p.name))
+        return sorted(p.name for p in self.runs_dir.iterdir() if is_run_id(p.name) and _holds_result(p))
 
     def problems(self, run_ids: Iterable[str] | None = None) -> list[tuple[Path, str]]:
-        """(path, why) of every result.json present but not trusted, all of them or of ``run_ids``."""
+        """(path, why) of every result.json present but not trusted, all of them or of ``run_ids``
+        (a ``runs/`` that is a symbolic link is one problem: nothing under it is read)."""
+        if run_ids is None and self.runs_dir.is_symlink():
+            return [(self.runs_dir, f"{self.runs_dir.name} is a symbolic link; not read")]
         ids = self.run_ids() if run_ids is None else sorted(set(run_ids))
         found = [(self.run_dir(r) / RESULT_FILE, self.inspect(r)[1]) for r in ids]
         if run_ids is None and self.runs_dir.is_dir():
             found += [(p / RESULT_FILE, f"{p.name!r} is not a run id")
                       for p in sorted(self.runs_dir.iterdir())
-                      if p.is_dir() and (p / RESULT_FILE).is_file() and not is_run_id(p.name)]
+                      if _holds_result(p) and not is_run_id(p.name)]
         return [(path, why) for path, why in found if why]
 
     def iter_results(self) -> Iterator[dict]:
@@ -123,6 +172,12 @@ class RunStore:
     def frame(self, run_ids: Iterable[str] | None = None) -> pd.DataFrame:
         """One row per readable run; see :func:`results_frame` for the columns."""
         return results_frame(self.results(run_ids))
+
+
+def _holds_result(folder: Path) -> bool:
+    """Whether ``folder`` (an entry of ``runs/``) is a symbolic link or holds a result.json file or link."""
+    result = folder / RESULT_FILE
+    return folder.is_symlink() or (folder.is_dir() and (result.is_file() or result.is_symlink()))
 
 
 def _read_json(path: Path) -> tuple[Any, str | None]:

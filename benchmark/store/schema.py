@@ -1,6 +1,7 @@
 """What a trustworthy ``result.json`` is: the checks the store applies to every file it reads.
 
 A result is trusted only when it is a JSON object of the current :data:`SCHEMA_VERSION`, its
+``checksum`` matches its content (see :func:`checksum_of`: a hand-edited number is caught), its
 ``run_id`` names the folder it sits in *and* is the hash of the spec it carries (so a copied,
 edited or foreign file cannot pose as a run of the grid), its ``status`` is ``complete`` or
 ``failed``, and a complete result has every headline metric with a plausible value and a
@@ -10,14 +11,20 @@ asks for it. No torch here: the store and the reports stay torch-free.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from typing import Any
 
 from benchmark.spec import RunSpec
-from benchmark.store.files import utc_now
+from benchmark.store.files import json_safe, utc_now
 
 #: Version of the result.json layout; a file with another version is not trusted (its run re-runs).
-SCHEMA_VERSION = 2
+#: 3: every result carries a ``checksum`` of its content.
+SCHEMA_VERSION = 3
+#: The key holding a result's checksum, and the algorithm named in its value (``sha256:<hex>``).
+CHECKSUM_KEY = "checksum"
+CHECKSUM_ALGORITHM = "sha256"
 
 STATUSES = ("complete", "failed")
 #: Why a failed run failed (``result["failure"]["reason"]``).
@@ -42,9 +49,40 @@ def build_result(spec: RunSpec, status: str, label: str, metrics: dict[str, Any]
     ``fields`` adds the rest (environment, layer sparsity, failure, traceback, …)."""
     if status not in STATUSES:
         raise ValueError(f"status {status!r} is not one of {', '.join(STATUSES)}")
-    return {"schema_version": SCHEMA_VERSION, "run_id": spec.run_id, "cell_id": spec.cell_id,
-            "status": status, "error": error, "label": label, "spec": spec.to_dict(), **fields,
-            "metrics": metrics, "history": history, "finished_at": utc_now()}
+    return with_checksum({
+        "schema_version": SCHEMA_VERSION, "run_id": spec.run_id, "cell_id": spec.cell_id,
+        "status": status, "error": error, "label": label, "spec": spec.to_dict(), **fields,
+        "metrics": metrics, "history": history, "finished_at": utc_now()})
+
+
+def checksum_of(result: dict[str, Any]) -> str:
+    """``sha256:<hex>`` of ``result``'s content: the canonical JSON (sorted keys, no spaces) of its
+    JSON-safe form (NaN/inf as null, as the store writes them) without the checksum key.
+    ``TypeError`` when a value is not JSON-serialisable."""
+    content = {k: v for k, v in json_safe(result).items() if k != CHECKSUM_KEY}
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return f"{CHECKSUM_ALGORITHM}:{hashlib.sha256(text.encode('utf-8')).hexdigest()}"
+
+
+def with_checksum(result: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``result`` whose ``checksum`` matches its content (any older checksum replaced).
+
+    :class:`~benchmark.store.run_store.RunStore` seals every result it saves; a test that writes a
+    ``result.json`` by hand seals it with this."""
+    content = {k: v for k, v in result.items() if k != CHECKSUM_KEY}
+    return {**content, CHECKSUM_KEY: checksum_of(content)}
+
+
+def _checksum_problem(data: dict[str, Any]) -> str | None:
+    """Why ``data``'s checksum cannot vouch for its content, or None when it matches."""
+    stored = data.get(CHECKSUM_KEY)
+    if stored is None:
+        return "no checksum (not written by the store)"
+    try:
+        expected = checksum_of(data)
+    except TypeError as err:
+        return f"its content cannot be checksummed ({err})"
+    return None if stored == expected else "its checksum does not match its content (edited?)"
 
 
 def _is_number(value: Any) -> bool:
@@ -58,6 +96,9 @@ def problem(data: Any, folder: str) -> str | None:
     version = data.get("schema_version")
     if version != SCHEMA_VERSION:
         return f"schema_version {version!r}, expected {SCHEMA_VERSION} (written by another version)"
+    checksum_problem = _checksum_problem(data)
+    if checksum_problem:
+        return checksum_problem
     run_id = data.get("run_id")
     if run_id != folder:
         return f"run_id {run_id!r} does not match its folder {folder!r}"

@@ -35,11 +35,13 @@ def _accuracy_panel(ax: Axes, cells: pd.DataFrame, style: Style) -> None:
     pruned, dense = cells[~cells["is_dense"]], cells[cells["is_dense"]]
     for _, group in pruned.groupby("series", sort=True):
         _accuracy_series(ax, group.assign(x=measured_sparsity(group)).sort_values("x"), style)
-    for _, cell in dense.iterrows():
+    for k, (_, cell) in enumerate(dense.sort_values("top1").iterrows()):
         y, ci = 100 * cell["top1"], 100 * np.nan_to_num(cell["top1_ci95"])
         ax.axhline(y, zorder=1, label=cell["series"], **style.line(cell))
-        ax.text(0.99, y, f"{cell['series']} {y:.2f}%", transform=ax.get_yaxis_transform(), ha="right",
-                va="bottom", fontsize="small", color=DENSE_COLOR, zorder=5)
+        # several dense references (other training settings) sit close: stack their labels
+        ax.annotate(f"{cell['series']} {y:.2f}%", xy=(0.99, y), xycoords=ax.get_yaxis_transform(),
+                    xytext=(0, 11 * k), textcoords="offset points", ha="right", va="bottom",
+                    fontsize="small", color=DENSE_COLOR, zorder=5)
         if ci > 0:
             ax.axhspan(y - ci, y + ci, color=DENSE_COLOR, alpha=0.12, linewidth=0, zorder=0)
     sparsity_axis(ax, pruned["target_sparsity"].dropna().unique(),

@@ -9,7 +9,6 @@ on these helpers; :mod:`.render` draws them all.
 from __future__ import annotations
 
 import io
-import json
 import math
 from typing import Callable
 
@@ -22,8 +21,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from benchmark.report.cells import DENSE
-from benchmark.store.run_store import SPEC_PREFIX
+from benchmark.report.cells import DENSE, series_names
 
 DPI = 150
 DENSE_COLOR = "#3a3a3a"
@@ -81,16 +79,7 @@ def figure_cells(board: pd.DataFrame) -> pd.DataFrame:
     cells["is_dense"] = cells["method_base"].fillna(cells["method"]).eq(DENSE)
     cells["panel"] = _panel_names(cells)
     cells["train_config"] = cells["train_config"].astype(str)
-    cells["config_index"] = 0
-    cells["series"] = cells["method"].astype(str)
-    for _, group in cells.groupby("method"):
-        if group.groupby("panel")["train_config"].nunique().max() < 2:
-            continue  # one configuration per panel: the method's name says it all
-        configs = sorted(group["train_config"].unique())
-        suffix = _config_suffixes(configs)
-        cells.loc[group.index, "config_index"] = [configs.index(c) for c in group["train_config"]]
-        cells.loc[group.index, "series"] = [f"{m} [{suffix[c]}]"
-                                            for m, c in zip(group["method"], group["train_config"])]
+    cells["series"], cells["config_index"] = series_names(cells, cells["panel"])
     return cells
 
 
@@ -100,15 +89,6 @@ def _panel_names(cells: pd.DataFrame) -> pd.Series:
     names = cells["dataset"].astype(str) + " / " + cells["model"].astype(str)
     with_act = names + " (" + cells["activation"].astype(str) + ")"
     return with_act.where(n_act > 1, names)
-
-
-def _config_suffixes(configs: list[str]) -> dict[str, str]:
-    """Short names for training configurations: only the keys whose values differ."""
-    parsed = [json.loads(c) if c.startswith("{") else {"config": c} for c in configs]
-    keys = sorted({k for p in parsed for k in p})
-    varying = [k for k in keys if len({json.dumps(p.get(k)) for p in parsed}) > 1]
-    return {c: ", ".join(f"{k.removeprefix(SPEC_PREFIX)}={p.get(k)}" for k in varying)
-            for c, p in zip(configs, parsed)}
 
 
 def pct_label(x: float) -> str:
