@@ -11,7 +11,8 @@ from benchmark.execution import executors
 from benchmark.execution.backends import assign_gpus
 from benchmark.spec import plan_grid
 from benchmark.store.run_store import RunStore
-from sync import pause_environment, paused, release
+from benchmark.engine.pause_points import reached_pids
+from sync import pause_environment, paused, release, wait_for
 
 COMMON = dict(dataset="synthetic", model="mlp", epochs=1, batch_size=64, lr=0.1, threads=1)
 
@@ -198,3 +199,34 @@ def test_submitit_job_arrays_give_the_same_results_as_inline(tmp_path):
     assert (tmp_path / "slurm" / "submitit").is_dir()  # the jobs' logs and pickles
     again = executors.execute(specs, slurm, executor="submitit", show_progress=False)
     assert (again.completed, again.skipped) == (0, 2)
+
+
+def test_a_preempted_submitit_job_is_requeued_and_resumes_from_its_checkpoint(tmp_path, monkeypatch):
+    """The job is preempted (SIGUSR2, what SLURM sends) while it holds a checkpoint, at a pause point;
+    submitit requeues it and the requeued run resumes from that checkpoint."""
+    if not os.environ.get("CI"):
+        pytest.importorskip("submitit")
+    spec = plan_grid(["gmp"], [0.8], [0], {}, **{**COMMON, "epochs": 3, "checkpoint_every": 1})[0]
+    pauses = tmp_path / "pauses"
+    for name, value in pause_environment(pauses, "checkpoint_saved").items():
+        monkeypatch.setenv(name, value)  # the job processes inherit them
+    preempted = []
+
+    def preempt_once():
+        try:
+            (first,) = paused(pauses, "checkpoint_saved")  # epoch 1's checkpoint is on disk
+            os.kill(first, signal.SIGUSR2)
+            preempted.append(first)
+            wait_for(lambda: [p for p in reached_pids(pauses, "checkpoint_saved") if p != first],
+                     "the requeued job")
+        finally:
+            release(pauses, "checkpoint_saved")  # the grid goes on whatever happened here
+    preempter = threading.Thread(target=preempt_once)
+    preempter.start()
+    store = RunStore(tmp_path / "res")
+    summary = executors.execute([spec], store, executor="submitit", show_progress=False)
+    preempter.join()
+    assert preempted and (summary.completed, summary.failed) == (1, 0)
+    result = store.load(spec.run_id)
+    assert result["resumed_from_epoch"] == 1 and result["environment"]["pid"] != preempted[0]
+    assert [h["epoch"] for h in result["history"]] == [1, 2, 3]

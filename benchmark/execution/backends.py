@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from benchmark.engine.pause_points import forwarded_environment
-from benchmark.execution.runs import failed_result, safe_run
+from benchmark.execution.runs import failed_result, remote_run, safe_run
 from benchmark.execution.worker_pool import WorkerPool
 from benchmark.spec import RunSpec
 from benchmark.store.run_store import RunStore
@@ -86,12 +86,6 @@ def make_backend(executor: str, store: RunStore, resources: Resources, progress:
 
 def _workdir(store: RunStore, spec: RunSpec) -> str:
     return str(store.run_dir(spec.run_id))
-
-
-def remote_run(spec_dict: dict[str, Any], workdir: str) -> dict[str, Any]:
-    """One run on a Ray worker or as a SLURM job: the spec travels as a dict, the data set is
-    loaded there (from that machine's disk), and the result dict comes back to the driver."""
-    return safe_run(RunSpec.from_dict(spec_dict), workdir=workdir)
 
 
 # inline ---------------------------------------------------------------------------------------
@@ -223,6 +217,8 @@ class Submitit(Backend):
         except ImportError:
             raise RuntimeError("the submitit executor needs submitit: "
                                "pip install 'prunebench[slurm]'") from None
+        from benchmark.execution.slurm_job import PreemptibleRun  # submitit is optional
+        self.job = PreemptibleRun
         self.store = store
         self.executor = submitit.AutoExecutor(folder=store.root / "submitit" / "%j")
         gpus = math.ceil(resources.gpus_per_run) if resources.gpus_per_run else 0
@@ -250,7 +246,7 @@ class Submitit(Backend):
         if not self.pending:
             return
         specs, self.pending = self.pending, []
-        jobs = self.executor.map_array(remote_run, [s.to_dict() for s in specs],
+        jobs = self.executor.map_array(self.job(), [s.to_dict() for s in specs],
                                        [_workdir(self.store, s) for s in specs])
         self.jobs += list(zip(jobs, specs))
 

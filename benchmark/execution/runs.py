@@ -58,3 +58,9 @@ def safe_run(spec: RunSpec, progress: Callable[[int, int], None] | None = None,
         return calibration.run(spec, progress=progress, workdir=Path(workdir) if workdir else None)
     except Exception as error:  # noqa: BLE001 - any failure of one run must not stop the grid
         return failed_result(spec, error)
+
+
+def remote_run(spec_dict: dict[str, Any], workdir: str) -> dict[str, Any]:
+    """One run on a Ray worker or as a SLURM job: the spec travels as a dict, the data set is
+    loaded there (from that machine's disk), and the result dict comes back to the driver."""
+    return safe_run(RunSpec.from_dict(spec_dict), workdir=workdir)
