@@ -168,7 +168,7 @@ def _main(argv: Sequence[str] | None) -> int:
     try:
         paths = write_reports(store, Path(args.out), run_ids=[s.run_id for s in specs],
                               sparsity_tolerance=args.sparsity_tolerance, plots=not args.no_plots,
-                              expected_seeds=sorted({s.seed for s in specs}))
+                              expected_seeds=sorted({s.seed for s in specs}), reference=args.reference)
     except OSError as err:
         raise StoreWriteError(f"cannot write the reports in {args.out}: {err.strerror or err} "
                               f"({err.filename or 'a report file'}); the runs are stored: free space and "
@@ -177,7 +177,7 @@ def _main(argv: Sequence[str] | None) -> int:
     print(f"\n{summary.planned} runs: {summary.completed} ran, {summary.skipped} already complete, "
           f"{summary.failed} failed")
     plots = f" and {len(paths.plots)} plots in {Path(args.out) / 'plots'}" if paths.plots else ""
-    print(f"wrote {paths.csv}, {paths.markdown}{plots}")
+    print(f"wrote {paths.csv}, {paths.markdown}, {paths.latex}{plots}")
     if summary.failed:
         _report_failures(summary, store)
         return 1
@@ -223,6 +223,8 @@ def prepare(args: argparse.Namespace) -> tuple[list[RunSpec], RunStore]:
     if not args.no_dense_reference and "dense" not in method_names:
         method_names.insert(0, "dense")
         cfg["hparams"]["dense"] = {}
+    if args.reference is not None and args.reference not in method_names:
+        raise UsageError(unknown_name("--reference method", args.reference, method_names))
     common = {f.name: cfg[f.name] for f in SETTINGS}
     specs = plan_grid(method_names, cfg["sparsities"], cfg["seeds"], cfg["hparams"], **common)
     check_methods(specs, dataset)

@@ -125,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="flag runs whose measured sparsity misses the target by more than this "
                      "(default 0.01)")
     out.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    out.add_argument("--reference", default=None,
+                     help="method every cell is compared with, paired by seed: Δ, 95%% CI, paired t-test, "
+                     "Holm (default: gmp if in the grid, else magnitude, else dense)")
     out.add_argument("--no-progress", action="store_true", help="no progress bar")
     hps = p.add_argument_group("method hyperparameters (apply to every selected method that has them)")
     for name, (kind, help_text, owners) in sorted(hparam_flags().items()):

@@ -98,7 +98,8 @@ def test_cli_runs_x_beside_x_plus_ap_and_reports_the_paired_effect(tmp_path, cap
     assert "10 runs: 10 ran, 0 already complete, 0 failed" in capsys.readouterr().out
     board = pd.read_csv(out / "leaderboard.csv").set_index("method")
     assert set(board.index) == {"dense", "gmp", "imp", "gmp+ap[ap_share=0.2]", "imp+ap[ap_share=0.2]"}
-    assert list(board.columns[-len(AP_COLUMNS):]) == AP_COLUMNS
+    start = list(board.columns).index(AP_COLUMNS[0])
+    assert list(board.columns[start:start + len(AP_COLUMNS)]) == AP_COLUMNS
     for base in ["gmp", "imp"]:
         row = board.loc[f"{base}+ap[ap_share=0.2]"]
         assert row["ap_base"] == base and row["ap_seeds"] == 2 and math.isfinite(row["ap_delta_dnr_ci95"])

@@ -19,6 +19,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sparsity-tolerance", type=float, default=0.01,
                         help="flag cells whose measured sparsity misses the target by more (default 0.01)")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
+    parser.add_argument("--reference", default=None,
+                        help="method every cell is compared with, paired by seed (default: gmp if present, "
+                        "else magnitude, else dense)")
     args = parser.parse_args(argv)
     store = RunStore(args.results_dir)
     skipped = store.problems()
@@ -26,12 +29,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"warning: skipped {path}: {why}", file=sys.stderr)
     try:
         paths = write_reports(store, args.out or args.results_dir,
-                              sparsity_tolerance=args.sparsity_tolerance, plots=not args.no_plots)
+                              sparsity_tolerance=args.sparsity_tolerance, plots=not args.no_plots,
+                              reference=args.reference)
     except NoRunsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(paths.table)
-    print(f"wrote {paths.csv}, {paths.markdown}" + "".join(f", {p}" for p in paths.plots))
+    print(f"wrote {paths.csv}, {paths.markdown}, {paths.latex}" + "".join(f", {p}" for p in paths.plots))
     if skipped:
         print(f"skipped {len(skipped)} result file(s) that cannot be trusted (see the warnings above)",
               file=sys.stderr)

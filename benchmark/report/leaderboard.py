@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark.report.ap_effect import ap_effect
+from benchmark.report.reference import REFERENCE_COLUMNS, default_reference, reference_stats
 from benchmark.report.cells import DENSE, cell_keys, plain, training_config_columns, train_config
 from benchmark.report.statistics import ci95_halfwidth, mean_of, numbers, sample_std
 from benchmark.store.run_store import FAILURE_COLUMN
@@ -24,11 +25,13 @@ BOARD_COLUMNS = [
     "params_nonzero", "epochs", "train_time_s", "calibration_epochs", "calibration_time_s", "flag",
 ]
 EXTRA_COLUMNS = [
-    "top1_std", "delta_vs_dense", "n_runs", "n_missing", "val_top1", "activation", "method_base",
-    "method_hparams", "train_config", "cell_id", "calibration_value", "calibration_probes",
-    # x+ap cells: paired-by-seed deltas against x (benchmark/ap_effect.py)
+    "top1_std", "top1_min", "top1_max", "delta_vs_dense", "n_runs", "n_missing", "val_top1", "activation",
+    "method_base", "method_hparams", "train_config", "cell_id", "calibration_value", "calibration_probes",
+    # x+ap cells: paired-by-seed deltas against x (benchmark/report/ap_effect.py)
     "ap_base", "ap_seeds", "ap_base_top1", "ap_delta_top1", "ap_delta_top1_ci95", "ap_base_dnr",
     "ap_delta_dnr", "ap_delta_dnr_ci95",
+    # every cell against the reference method, paired by seed (benchmark/report/reference.py)
+    *REFERENCE_COLUMNS,
 ]
 #: Metrics averaged over the complete seeds of a cell.
 MEAN_METRICS = [
@@ -86,6 +89,8 @@ def _summarise_cell(cell_id: str, rows: pd.DataFrame, config_cols: list[str], to
         **{m: mean_of(complete, m) for m in MEAN_METRICS},
         "top1_ci95": ci95_halfwidth(top1),
         "top1_std": sample_std(top1),
+        "top1_min": min((v for v in top1 if not math.isnan(v)), default=math.nan),
+        "top1_max": max((v for v in top1 if not math.isnan(v)), default=math.nan),
         "n_seeds": len(complete),
         "n_runs": len(rows),
         "n_missing": n_missing,
@@ -114,7 +119,7 @@ def _delta_vs_dense(board: pd.DataFrame) -> pd.Series:
 
 
 def leaderboard(runs: pd.DataFrame, sparsity_tolerance: float = 0.01,
-                expected_seeds: Iterable[int] | None = None) -> pd.DataFrame:
+                expected_seeds: Iterable[int] | None = None, reference: str | None = None) -> pd.DataFrame:
     """One row per cell (all seeds of one configuration): means over complete seeds, CI, flags.
 
     ``runs`` is :meth:`RunStore.frame`. Columns: :data:`BOARD_COLUMNS` then :data:`EXTRA_COLUMNS`.
@@ -125,7 +130,8 @@ def leaderboard(runs: pd.DataFrame, sparsity_tolerance: float = 0.01,
     ("1/3 seeds failed (1 diverged)", any status other than ``complete`` counts), or "all seeds
     failed (…)" (metric columns NaN); seeds missing — the grid's ``expected_seeds`` (by default
     every seed seen in the table) that have no trusted result. A single seed is not a flag (its
-    CI is NaN).
+    CI is NaN). ``reference`` (default :func:`~benchmark.report.reference.default_reference`) is
+    the method every cell is compared with, paired by seed (:mod:`benchmark.report.reference`).
     """
     columns = BOARD_COLUMNS + EXTRA_COLUMNS
     if runs.empty:
@@ -140,6 +146,10 @@ def leaderboard(runs: pd.DataFrame, sparsity_tolerance: float = 0.01,
     board = pd.DataFrame(rows)
     board["delta_vs_dense"] = _delta_vs_dense(board)
     board = board.join(ap_effect(runs, keys), on="cell_id")
+    configs = runs.apply(lambda row: train_config(row, config_cols), axis=1)
+    reference = reference or default_reference(board["method"])
+    board = board.join(reference_stats(runs.assign(train_config=configs), keys, board, reference),
+                       on="cell_id")
     board = board.sort_values(
         ["dataset", "model", "target_sparsity", "top1", "method", "cell_id"],
         ascending=[True, True, True, False, True, True], na_position="last", kind="mergesort")

@@ -36,6 +36,23 @@ def _fmt_top1(row: pd.Series) -> str:
     return text if _isnan(row["top1_ci95"]) else f"{text} ± {100 * row['top1_ci95']:.2f}"
 
 
+def significance(p_holm) -> str:
+    """``**`` for a Holm-adjusted p below 0.01, ``*`` below 0.05, nothing otherwise."""
+    if _isnan(p_holm):
+        return ""
+    return "**" if p_holm < 0.01 else "*" if p_holm < 0.05 else ""
+
+
+def _fmt_reference(row: pd.Series) -> str:
+    """Δ top-1 against the reference, paired by seed: ``+0.52 ± 0.30*`` (— for the reference itself)."""
+    delta = row.get("delta_vs_reference")
+    if _isnan(delta):
+        return "—"
+    text = f"{100 * delta:+.2f}"
+    ci = row.get("delta_vs_reference_ci95")
+    return (text if _isnan(ci) else f"{text} ± {100 * ci:.2f}") + significance(row.get("p_holm"))
+
+
 def _fmt_budget(row: pd.Series, own: str, search: str, spec: str) -> str:
     """A run's budget, plus its calibration search's (``6 + 30``) where the method had one."""
     text = _fmt(row[own], spec)
@@ -50,6 +67,8 @@ _MD_COLUMNS = [  # (header, formatter, right-aligned)
     ("sparsity (%)", lambda r: _fmt(r["sparsity"], ".2f", 100), True),
     ("top-1 (%)", _fmt_top1, True),
     ("Δ dense (pp)", lambda r: _fmt(r["delta_vs_dense"], "+.2f", 100), True),
+    ("Δ ref (pp)", lambda r: _fmt_reference(r), True),
+    ("rank", lambda r: _fmt(r.get("rank"), ".2g"), True),
     ("seeds", lambda r: str(int(r["n_seeds"])), True),
     ("dead units (%)", lambda r: _fmt(r["neuron_sparsity"], ".1f", 100), True),
     ("dead static (%)", lambda r: _fmt(r["dead_rate_static"], ".1f", 100), True),
@@ -75,6 +94,14 @@ def _table(board: pd.DataFrame) -> str:
     return tabulate(body, headers=headers, tablefmt="pipe", disable_numparse=True, colalign=align)
 
 
+def _reference_line(board: pd.DataFrame) -> str:
+    named = board["reference"].dropna() if "reference" in board else pd.Series(dtype=object)
+    reference = named.iloc[0] if len(named) else "the reference"
+    return (f"Δ ref = top-1 minus {reference}'s at the same seeds and sparsity (pp; ± paired 95% t-interval; "
+            f"* / ** = paired t-test p < 0.05 / 0.01 after Holm's correction over the table); rank = the "
+            f"method's mean rank by top-1 over the sparsities (1 = best).")
+
+
 def to_markdown(board: pd.DataFrame, sparsity_tolerance: float | None = None) -> str:
     """The leaderboard as a Markdown document: explanation line, pipe table, notes on the flags."""
     tol = "the tolerance" if sparsity_tolerance is None else f"{sparsity_tolerance:g}"
@@ -87,6 +114,7 @@ def to_markdown(board: pd.DataFrame, sparsity_tolerance: float | None = None) ->
         "hidden units (no incoming weight); dead static = units never active on the test set; "
         "dead dynamic = zero post-activation entries over the training batches. MACs are theoretical "
         "(one forward pass, scaled by weight density and live inputs), as % of the dense model.",
+        _reference_line(board),
         "",
         _table(board) if len(board) else "_no runs_",
         "",

@@ -9,7 +9,7 @@
                                      runner takes a stale lock over)
       calibration/<key>.json         a calibration search shared by a cell's seeds (``<key>.lock``
                                      while one runs it)
-      leaderboard.csv, leaderboard.md
+      leaderboard.csv, leaderboard.md, leaderboard.tex
       plots/<figure>.png
 
 Modules ask this one for a path instead of spelling a name themselves.
@@ -29,6 +29,7 @@ CALIBRATION_DIR = "calibration"
 PLOTS_DIR = "plots"
 LEADERBOARD_CSV = "leaderboard.csv"
 LEADERBOARD_MD = "leaderboard.md"
+LEADERBOARD_TEX = "leaderboard.tex"
 
 #: A run id is a plain folder name (no separators, no leading dot).
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -81,6 +82,10 @@ class ResultsLayout:
     @property
     def leaderboard_md(self) -> Path:
         return self.root / LEADERBOARD_MD
+
+    @property
+    def leaderboard_tex(self) -> Path:
+        return self.root / LEADERBOARD_TEX
 
 
 def checkpoint_file(run_dir: str | Path) -> Path:
