@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import importlib.util
 import math
 import os
 import sys
@@ -22,6 +21,7 @@ import methods
 from benchmark.engine import calibration
 from benchmark.data.batching import steps_per_epoch
 from benchmark.data.containers import Dataset
+from benchmark.execution.backends import missing_package
 from benchmark.spec import RunSpec
 from methods.masks import all_prunable_weights, target_prune_count
 from models import get_model
@@ -35,9 +35,6 @@ class UsageError(Exception):
         return cls("\n".join(problems))
 
 
-#: The optional package each executor needs, and how to install it.
-EXECUTOR_PACKAGES = {"ray": ("ray", "Ray", "prunebench[ray]"),
-                     "submitit": ("submitit", "submitit", "prunebench[slurm]")}
 #: Executors whose runs share this machine's cores (the others run on a cluster's nodes).
 LOCAL_EXECUTORS = ("inline", "local")
 #: Other processes using more than this share of the cores make the machine busy.
@@ -105,11 +102,9 @@ def execution_problems(args: argparse.Namespace) -> list[str]:
         problems.append(f"--sparsity-tolerance must be ≥ 0, got {args.sparsity_tolerance:g}")
     if args.slurm_timeout_min < 1:
         problems.append(f"--slurm-timeout-min must be ≥ 1, got {args.slurm_timeout_min}")
-    if args.executor in EXECUTOR_PACKAGES:
-        module, name, extra = EXECUTOR_PACKAGES[args.executor]
-        if importlib.util.find_spec(module) is None:
-            problems.append(f"--executor {args.executor} needs {name}, which is not installed: "
-                            f"pip install '{extra}'")
+    missing = missing_package(args.executor)
+    if missing:
+        problems.append(missing)
     return problems
 
 

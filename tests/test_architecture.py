@@ -24,7 +24,7 @@ ALLOWED = {
     "benchmark.data": set(),
     "benchmark.engine": {"benchmark.data", "benchmark.store", "benchmark.spec"},
     "benchmark.execution": {"benchmark.engine", "benchmark.store", "benchmark.spec"},
-    "benchmark.checks": {"benchmark.engine", "benchmark.data", "benchmark.spec"},
+    "benchmark.checks": {"benchmark.execution", "benchmark.engine", "benchmark.data", "benchmark.spec"},
     "benchmark.cli": {"benchmark.flags", "benchmark.checks", "benchmark.execution", "benchmark.engine",
                       "benchmark.data", "benchmark.presets", "benchmark.report", "benchmark.store",
                       "benchmark.spec"},

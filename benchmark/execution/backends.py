@@ -19,6 +19,7 @@ disk (each worker caches them), never shipped with the task.
 """
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 import time
@@ -32,6 +33,9 @@ from benchmark.spec import RunSpec
 from benchmark.store.run_store import RunStore
 
 EXECUTORS = ("inline", "local", "ray", "submitit")
+#: The optional package an executor needs: (module, its name, the pip extra that installs it).
+EXECUTOR_PACKAGES = {"ray": ("ray", "Ray", "prunebench[ray]"),
+                     "submitit": ("submitit", "submitit", "prunebench[slurm]")}
 #: Seconds between looks at submitted SLURM jobs.
 JOB_POLL_S = 1.0
 
@@ -82,6 +86,20 @@ def make_backend(executor: str, store: RunStore, resources: Resources, progress:
     if executor == "submitit":
         return Submitit(store, resources)
     raise ValueError(f"unknown executor {executor!r}; choose from: {', '.join(EXECUTORS)}")
+
+
+def install_hint(executor: str) -> str:
+    """The line that says ``executor``'s package is missing and how to install it."""
+    _, name, extra = EXECUTOR_PACKAGES[executor]
+    return f"--executor {executor} needs {name}, which is not installed: pip install '{extra}'"
+
+
+def missing_package(executor: str) -> str | None:
+    """:func:`install_hint` when ``executor`` needs a package that is not installed, else None
+    (the CLI's check before anything runs; a backend says the same when its import fails)."""
+    if executor in EXECUTOR_PACKAGES and importlib.util.find_spec(EXECUTOR_PACKAGES[executor][0]) is None:
+        return install_hint(executor)
+    return None
 
 
 def _workdir(store: RunStore, spec: RunSpec) -> str:
@@ -166,7 +184,7 @@ class Ray(Backend):
         try:
             import ray
         except ImportError:
-            raise RuntimeError("the ray executor needs Ray: pip install 'prunebench[ray]'") from None
+            raise RuntimeError(install_hint("ray")) from None
         self.ray, self.store = ray, store
         if not ray.is_initialized():
             ray.init(address=os.environ.get("RAY_ADDRESS"), log_to_driver=False)
@@ -215,8 +233,7 @@ class Submitit(Backend):
         try:
             import submitit
         except ImportError:
-            raise RuntimeError("the submitit executor needs submitit: "
-                               "pip install 'prunebench[slurm]'") from None
+            raise RuntimeError(install_hint("submitit")) from None
         from benchmark.execution.slurm_job import PreemptibleRun  # submitit is optional
         self.job = PreemptibleRun
         self.store = store

@@ -24,7 +24,7 @@ import math
 
 import pandas as pd
 
-from benchmark.report.cells import plain, train_config, training_config_columns
+from benchmark.report.cells import plain
 from benchmark.report.statistics import ci95_halfwidth
 
 SUFFIX = "+ap"
@@ -34,7 +34,7 @@ AP_COLUMNS = ["ap_base", "ap_seeds", "ap_base_top1", "ap_delta_top1", "ap_delta_
 _METRICS = {"top1": "top1", "dnr": "dead_rate_dynamic"}
 
 
-def _pair_key(row: pd.Series, config_cols: list[str]) -> tuple[str, bool]:
+def _pair_key(row: pd.Series) -> tuple[str, bool]:
     """(what x and x+ap share, whether this run is an x+ap run)."""
     method = str(row["method"])
     is_ap = method.endswith(SUFFIX)
@@ -44,22 +44,23 @@ def _pair_key(row: pd.Series, config_cols: list[str]) -> tuple[str, bool]:
         hparams.pop(SHARE_FIELD, None)
     key = {"method": method.removesuffix(SUFFIX) if is_ap else method, "hparams": hparams,
            **{c: plain(row.get(c)) for c in ("dataset", "model", "activation", "target_sparsity")},
-           "config": train_config(row, config_cols)}
+           "config": row["train_config"]}
     return json.dumps(key, sort_keys=True, default=str), is_ap
 
 
 def ap_effect(runs: pd.DataFrame, cells: pd.Series) -> pd.DataFrame:
     """:data:`AP_COLUMNS` per ``x+ap`` cell with at least one paired seed, indexed by its cell id.
 
-    ``runs`` is the run frame (:meth:`RunStore.frame`); ``cells`` the cell id of each run.
+    ``runs`` is the run frame (:meth:`RunStore.frame`) with each run's ``train_config``
+    (:func:`benchmark.report.cells.train_config`, as the leaderboard sets it); ``cells`` the cell id
+    of each run.
     """
     empty = pd.DataFrame(columns=AP_COLUMNS, index=pd.Index([], name="cell_id"))
     complete = runs[runs["status"] == "complete"]
     if complete.empty or not complete["method"].astype(str).str.endswith(SUFFIX).any():
         return empty
-    config_cols = training_config_columns(runs)
     keyed = complete.assign(cell=cells[complete.index])
-    keyed[["pair", "is_ap"]] = keyed.apply(lambda r: pd.Series(_pair_key(r, config_cols)), axis=1)
+    keyed[["pair", "is_ap"]] = keyed.apply(lambda r: pd.Series(_pair_key(r)), axis=1)
     base = keyed[~keyed["is_ap"]].drop_duplicates(["pair", "seed"])
     pairs = keyed[keyed["is_ap"]].merge(base, on=["pair", "seed"], suffixes=("", "_base"))
     rows = {}

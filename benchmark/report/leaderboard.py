@@ -70,9 +70,8 @@ def _reasons(failed: pd.DataFrame) -> str:
     return describe_reasons(column.fillna("error").value_counts().to_dict())
 
 
-def _summarise_cell(cell_id: str, rows: pd.DataFrame, config_cols: list[str], tolerance: float,
-                    expected_seeds: set) -> dict:
-    """One leaderboard row from all runs (seeds) of one cell."""
+def _summarise_cell(cell_id: str, rows: pd.DataFrame, tolerance: float, expected_seeds: set) -> dict:
+    """One leaderboard row from all runs (seeds) of one cell (``rows`` carry their ``train_config``)."""
     first = rows.iloc[0]
     complete = rows[rows["status"] == "complete"]
     target = mean_of(rows.iloc[:1], "target_sparsity")
@@ -99,7 +98,7 @@ def _summarise_cell(cell_id: str, rows: pd.DataFrame, config_cols: list[str], to
         "activation": plain(first.get("activation")),
         "method_base": method_base,
         "method_hparams": plain(first.get("method_hparams")),
-        "train_config": train_config(first, config_cols),
+        "train_config": first["train_config"],
         "cell_id": cell_id,
     }
     return row
@@ -137,19 +136,18 @@ def leaderboard(runs: pd.DataFrame, sparsity_tolerance: float = 0.01,
     if runs.empty:
         return pd.DataFrame(columns=columns)
     config_cols = training_config_columns(runs)
+    runs = runs.assign(train_config=runs.apply(lambda row: train_config(row, config_cols), axis=1))
     keys = cell_keys(runs)
     if expected_seeds is None:
         expected_seeds = numbers(runs, "seed").dropna().astype(int).tolist() if "seed" in runs else []
     expected = {int(s) for s in expected_seeds}
-    rows = [_summarise_cell(key, group, config_cols, sparsity_tolerance, expected)
+    rows = [_summarise_cell(key, group, sparsity_tolerance, expected)
             for key, group in runs.groupby(keys, sort=True)]
     board = pd.DataFrame(rows)
     board["delta_vs_dense"] = _delta_vs_dense(board)
     board = board.join(ap_effect(runs, keys), on="cell_id")
-    configs = runs.apply(lambda row: train_config(row, config_cols), axis=1)
     reference = reference or default_reference(board["method"])
-    board = board.join(reference_stats(runs.assign(train_config=configs), keys, board, reference),
-                       on="cell_id")
+    board = board.join(reference_stats(runs, keys, board, reference), on="cell_id")
     board = board.sort_values(
         ["dataset", "model", "target_sparsity", "top1", "method", "cell_id"],
         ascending=[True, True, True, False, True, True], na_position="last", kind="mergesort")

@@ -72,7 +72,7 @@ class RunStore:
         foreign or edited file is never returned as a result, and a result reached through a
         symbolic link (``runs/``, the run's folder or the file) is not even read.
         """
-        path = self.run_dir(run_id) / RESULT_FILE
+        path = self.layout.result_file(run_id)
         why = self.link_problem(path)
         if why is not None:
             return None, why
@@ -127,7 +127,7 @@ class RunStore:
         if "run_id" not in result:
             raise ValueError("result has no run_id")
         safe = with_checksum(json_safe(result))
-        path = self.run_dir(safe["run_id"]) / RESULT_FILE
+        path = self.layout.result_file(safe["run_id"])
         link = first_link(self.root, path.parent)
         if link is not None:
             raise OSError(f"refusing to write {path}: {link} is a symbolic link "
@@ -148,7 +148,7 @@ class RunStore:
         if run_ids is None and self.runs_dir.is_symlink():
             return [(self.runs_dir, f"{self.runs_dir.name} is a symbolic link; not read")]
         ids = self.run_ids() if run_ids is None else sorted(set(run_ids))
-        found = [(self.run_dir(r) / RESULT_FILE, self.inspect(r)[1]) for r in ids]
+        found = [(self.layout.result_file(r), self.inspect(r)[1]) for r in ids]
         if run_ids is None and self.runs_dir.is_dir():
             found += [(p / RESULT_FILE, f"{p.name!r} is not a run id")
                       for p in sorted(self.runs_dir.iterdir())
