@@ -29,6 +29,7 @@ from benchmark.data.registry import DataUnavailableError, available_datasets, lo
 from benchmark.execution.executors import GridSummary, StoreWriteError, execute
 from benchmark.flags import build_parser, hparam_flags, listing
 from benchmark.presets import PRESETS, get_preset
+from benchmark.store.commands import record_command
 from benchmark.store.schema import describe_reasons
 from benchmark.spec import SETTINGS, RunSpec, bounds_problem, plan_grid
 from benchmark.store.run_store import RunStore
@@ -157,6 +158,7 @@ def _main(argv: Sequence[str] | None) -> int:
         return 0
     started = sample_cpu()
     specs, store = prepare(args)
+    _record_command(store, sys.argv[1:] if argv is None else argv, specs)
     _warn_untrusted(store, [s.run_id for s in specs], "it will be computed again")
     warn_if_busy(started)
     resources = Resources(workers=args.workers, gpus_per_run=args.gpus_per_run,
@@ -173,11 +175,10 @@ def _main(argv: Sequence[str] | None) -> int:
         raise StoreWriteError(f"cannot write the reports in {args.out}: {err.strerror or err} "
                               f"({err.filename or 'a report file'}); the runs are stored: free space and "
                               "rerun") from None
-    print(paths.table)
+    print(paths.pivot)
     print(f"\n{summary.planned} runs: {summary.completed} ran, {summary.skipped} already complete, "
           f"{summary.failed} failed")
-    plots = f" and {len(paths.plots)} plots in {Path(args.out) / 'plots'}" if paths.plots else ""
-    print(f"wrote {paths.csv}, {paths.markdown}, {paths.latex}{plots}")
+    print(paths.written())
     if summary.failed:
         _report_failures(summary, store)
         return 1
@@ -229,6 +230,16 @@ def prepare(args: argparse.Namespace) -> tuple[list[RunSpec], RunStore]:
     specs = plan_grid(method_names, cfg["sparsities"], cfg["seeds"], cfg["hparams"], **common)
     check_methods(specs, dataset)
     return specs, RunStore(output_folder(args.out))
+
+
+def _record_command(store: RunStore, argv: Sequence[str], specs: Sequence[RunSpec]) -> None:
+    """Record this grid's command line in the results folder (the HTML report shows it, also when
+    rebuilt later); a folder that cannot take the record is a warning, not a reason to stop."""
+    try:
+        record_command(store.root, list(argv), [s.run_id for s in specs])
+    except OSError as err:
+        print(f"run_benchmarks.py: warning: could not record the command line in {store.root}: "
+              f"{err.strerror or err}", file=sys.stderr)
 
 
 def _warn_untrusted(store: RunStore, run_ids: Sequence[str], consequence: str) -> None:

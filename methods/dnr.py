@@ -22,7 +22,7 @@ REACTIVATIONS = ("regrow", "reinit")
 
 @dataclass(frozen=True)
 class DNRHparams(GMPHparams, DeadUnitHparams):
-    lambda_peak: float = lambda_peak_hp(1e-3)
+    lambda_peak: float = lambda_peak_hp(1e-3)  # tuned on a validation split: docs/results/tuning.md
     span_frac: float = hp(0.0, "the one-cycle of λ and σ spans this fraction of the training steps; "
                           "0 = end_frac (the pressure acts while pruning)", range=(0.0, 1.0))
     check_every: int = hp(0, "steps between dead-unit checks on the probe; 0 = the prune interval Δt, "

@@ -41,6 +41,8 @@ def make_result(method: str = "gmp", target: float = 0.9, seed: int = 0, top1: f
                  "dead_rate_static": 0.1 * target,
                  "dead_rate_dynamic": 0.5 + 0.1 * target, "params": 5000,
                  "params_nonzero": round(5000 * (1 - actual)) + seed, "macs_dense": MACS_DENSE,
-                 "macs_sparse": round(MACS_DENSE * (1 - actual)) + 10 * seed, "train_time_s": 1.0 + seed,
+                 "macs_sparse": round(MACS_DENSE * (1 - actual)) + 10 * seed,
+                 "macs_live": round(MACS_DENSE * (1 - actual)) + 5 * seed, "train_time_s": 1.0 + seed,
+                 "num_classes": 10,
                  "epochs": epochs})
     return with_checksum(result)

@@ -250,31 +250,43 @@ def test_the_leaderboard_shows_the_search_cost_in_its_budget_columns():
     assert strict.loc["grda", "flag"] == "sparsity off target (0.899 vs 0.900)"
 
 
-def test_the_accuracy_plot_puts_points_at_their_measured_sparsity():
+def accuracy_figure(results: list[dict]):
+    """``sparsity_vs_accuracy`` of hand-made results, drawn as the report draws it."""
+    from benchmark.report.cells import cell_keys
+    from benchmark.report.leaderboard import with_train_config
     from benchmark.report.plots.accuracy import fig_accuracy
+    from benchmark.report.plots.seeds import seed_frame
     from benchmark.report.plots.style import Style, figure_cells
+    from benchmark.report.reference import paired_deltas
+    runs = results_frame(results)
+    board = leaderboard(runs)
+    cells = figure_cells(board)
+    deltas = paired_deltas(with_train_config(runs), cell_keys(runs), board["reference"].iloc[0])
+    return fig_accuracy(cells, Style(cells), seed_frame(runs), deltas)
+
+
+def test_the_accuracy_plot_puts_points_at_their_measured_sparsity():
     results = [make_result("dense", 0.0, 0)]
     results += [make_result("grda", t, 0, top1=0.85, sparsity=s) for t, s in [(0.8, 0.83), (0.9, 0.88)]]
-    board = leaderboard(results_frame(results))
-    cells = figure_cells(board)
-    fig = fig_accuracy(cells, Style(cells))
+    fig = accuracy_figure(results)
     (line,) = [ln for ln in fig.axes[0].lines if ln.get_label() == "grda"]
     assert list(line.get_xdata()) == [0.83, 0.88]
-    assert "measured sparsity" in fig.axes[0].get_xlabel()
+    assert "measured sparsity" in fig.axes[1].get_xlabel()  # on the Δ panel below, which shares the x axis
 
 
-def test_a_single_sparsity_grid_draws_its_ci_as_error_bars():
-    from benchmark.report.plots.accuracy import fig_accuracy
-    from benchmark.report.plots.style import Style, figure_cells
+def test_a_single_sparsity_grid_draws_its_spread_as_error_bars():
     results = [make_result("dense", 0.0, s, top1=0.9) for s in (0, 1)]
     results += [make_result("gmp", 0.9, s, top1=t) for s, t in [(0, 0.80), (1, 0.82)]]
-    cells = figure_cells(leaderboard(results_frame(results)))
-    ax = fig_accuracy(cells, Style(cells)).axes[0]
+    ax = accuracy_figure(results).axes[0]
     (bar,) = ax.containers                                        # gmp's error bar, no band
     (segment,) = bar.lines[2][0].get_segments()
-    sd = 0.02 / 2 ** 0.5                                          # of 0.80 and 0.82
-    half = 100 * 12.706 * sd / 2 ** 0.5                           # t(0.975, 1) · s / √n, in points
-    assert segment[:, 1] == pytest.approx([81 - half, 81 + half], abs=1e-2)
+    # two seeds: the bar is their min–max, not the t-interval (t(0.975, 1) = 12.7 would span ±12.7 points)
+    assert segment[:, 1] == pytest.approx([80, 82], abs=1e-9)
+    results += [make_result("gmp", 0.9, 2, top1=0.84)]
+    (bar,) = accuracy_figure(results).axes[0].containers
+    (segment,) = bar.lines[2][0].get_segments()
+    half = 100 * 4.302653 * 0.02 / 3 ** 0.5                       # t(0.975, 2) · s / √n, s = 0.02
+    assert segment[:, 1] == pytest.approx([82 - half, 82 + half], abs=1e-4)
 
 
 def test_a_cli_grid_with_grda_calibrates_and_reports(tmp_path, capsys):

@@ -37,7 +37,9 @@ def test_grid_writes_every_output_and_a_rerun_runs_nothing(tmp_path, capsys):
     assert set(board["method"]) == {"dense", "magnitude", "gmp", "random"}
     assert (board["n_seeds"] == 2).all()
     assert board.loc[board.method == "gmp", "sparsity"].round(4).tolist() == [0.5, 0.9]
-    assert board["flag"].isna().all()  # no flags: every target met, no failed seed
+    # no flags (every target met, no failed seed) but a random mask's runs at chance on this tiny budget
+    assert board.loc[board["method"] != "random", "flag"].isna().all()
+    assert board["flag"].fillna("").str.fullmatch(r"(\d/2 seeds at chance)?").all()
     assert (out / "leaderboard.md").read_text().count("\n|") >= 8
     for name in ["sparsity_vs_accuracy.png", "dead_rate_dynamic.png", "layer_sparsity.png"]:
         assert (out / "plots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

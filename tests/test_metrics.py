@@ -79,9 +79,10 @@ def test_macs_dense_and_sparse_with_dead_inputs():
     probe.remove()
     dense, sparse = metrics.macs(model, probe)
     assert dense == 2 * 3 + 3 * 2
-    # layer 1: 3 non-zero weights, both inputs alive; layer 3: only unit 0 is alive and
+    assert sparse == 3 + 5  # every non-zero weight: 3 in layer 1, 5 in layer 3
+    # live: layer 1: 3 non-zero weights, both inputs alive; layer 3: only unit 0 is alive and
     # W2[:, 0] = [1, 0] has one non-zero weight
-    assert sparse == 3 + 1
+    assert metrics.live_macs(model, probe) == 3 + 1
 
 
 def test_conv_units_are_channels_pooled_over_space():
@@ -101,7 +102,8 @@ def test_conv_units_are_channels_pooled_over_space():
     dense, sparse = metrics.macs(model, probe)
     # conv: 4 positions × 2 weights; linear: 8×2, but only feature (ch0, pos (1,0)) = index 2 is alive
     assert dense == 4 * 2 + 8 * 2
-    assert sparse == 4 * 1 + int((model[3].weight[:, 2] != 0).sum())
+    assert sparse == 4 * 1 + int((model[3].weight != 0).sum())
+    assert metrics.live_macs(model, probe) == 4 * 1 + int((model[3].weight[:, 2] != 0).sum())
 
 
 def test_nonzero_count_is_exact_across_dtypes_and_sizes():
@@ -135,4 +137,5 @@ def test_conv_macs_with_stride_and_padding_count_output_positions():
     # channel 1 of the input is dead: of the non-zero weights only those reading input channel 0 count
     alive_nonzero = int((conv.weight[:, 0] != 0).sum())
     assert alive_nonzero == 2 * 9 - 1
-    assert sparse == positions * alive_nonzero
+    assert metrics.live_macs(model, probe) == positions * alive_nonzero
+    assert sparse == positions * int((conv.weight != 0).sum())

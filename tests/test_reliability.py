@@ -135,8 +135,13 @@ def test_two_runners_on_one_folder_share_the_grid_and_compute_each_run_once(tmp_
     planned = counts[0][0]
     assert planned == 14 and all(c[0] == planned and c[3] == 0 for c in counts)
     assert counts[0][1] + counts[1][1] == planned  # every run computed exactly once
-    for code, stdout, _ in results:  # and both runners report the whole grid
-        assert stdout.count("| synthetic |") == 7
+    for code, stdout, _ in results:  # and both runners report the whole grid (the pivot: dense, 2 × 3 cells)
+        lines = stdout.splitlines()
+        header = next(line for line in lines if line.startswith("method "))
+        assert header.split() == ["method", "50%", "80%", "90%"]
+        assert sorted(line.split()[0] for line in lines if line.startswith(("gmp ", "magnitude "))) == \
+            ["gmp", "magnitude"]
+        assert sum(line.startswith("dense (no pruning): ") for line in lines) == 1
     store = RunStore(out)
     assert len(store.results()) == planned and store.problems() == []
     assert list(out.glob("runs/*/lock*")) == [] and list(out.glob("runs/*/.*.tmp.*")) == []

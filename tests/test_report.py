@@ -20,7 +20,12 @@ from helpers import MACS_DENSE, make_result
 
 REPO = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-FIGURES = {"sparsity_vs_accuracy.png", "dead_rate_dynamic.png", "layer_sparsity.png"}
+#: Figures every grid with a reference, MACs and epochs draws (as PNG and PDF) ...
+SUMMARY_FIGURES = {f"{stem}.{ext}" for ext in ("png", "pdf")
+                   for stem in ("sparsity_vs_accuracy", "delta_forest", "pareto_macs", "accuracy_vs_cost")}
+#: ... and those that need histories and layer sparsity too.
+FIGURES = SUMMARY_FIGURES | {f"{stem}.{ext}" for stem in ("dead_rate_dynamic", "layer_sparsity")
+                             for ext in ("png", "pdf")}
 
 # top-1 per seed (0, 1, 2) of the main fixture: (method, target) -> values
 TOP1 = {
@@ -191,7 +196,7 @@ def test_markdown_table(store):
     board = leaderboard(store.frame())
     text = to_markdown(board, sparsity_tolerance=0.01)
     lines = text.splitlines()
-    assert HEADER_LINE + "." in lines
+    assert HEADER_LINE.format(spread="mean ± 95% t-interval over seeds") + "." in lines
     table = [line for line in lines if line.startswith("|")]
     assert len(table) == 2 + len(board)  # header, separator, one line per row
     assert "top-1 (%)" in table[0] and "method" in table[0]
@@ -217,8 +222,10 @@ def test_markdown_single_seed_and_failed_cells(tmp_path):
 # ---------------------------------------------------------------------------------------------- files
 
 def _assert_png(path: Path) -> None:
+    """A real figure: PNG or PDF by its suffix."""
     data = path.read_bytes()
-    assert len(data) > 1000 and data[:8] == PNG_MAGIC, path
+    assert len(data) > 1000 and data[:8 if path.suffix == ".png" else 5] == (
+        PNG_MAGIC if path.suffix == ".png" else b"%PDF-"), path
 
 
 def test_write_reports_creates_csv_markdown_and_plots(store, tmp_path):
@@ -264,12 +271,12 @@ def test_stale_figures_are_removed(store, tmp_path):
     for result in store.iter_results():  # now: no dead-rate history, no layer sparsity anywhere
         store.save({**result, "history": [{"epoch": 1, "top1": 0.5}], "layer_sparsity": {}})
     paths = write_reports(store, out)
-    assert [p.name for p in paths.plots] == ["sparsity_vs_accuracy.png"]
-    assert sorted(p.name for p in (out / "plots").iterdir()) == ["sparsity_vs_accuracy.png"]
+    assert {p.name for p in paths.plots} == SUMMARY_FIGURES
+    assert {p.name for p in (out / "plots").iterdir()} == SUMMARY_FIGURES
 
 
 def test_plots_with_mixed_configs_activations_and_many_layers(tmp_path):
-    """Several training configs, activations and a deep model in one store still give three figures."""
+    """Several training configs, activations and a deep model in one store still give every figure."""
     from benchmark.report.plots.render import plot_all
 
     layers = tuple(f"layer{b}.{i}.conv{c}.weight" for b in (1, 2, 3) for i in range(2) for c in (1, 2))
@@ -283,7 +290,8 @@ def test_plots_with_mixed_configs_activations_and_many_layers(tmp_path):
         results.append(make_result("dense", 0.0, seed, 0.92, model="resnet20", layers=layers))
     runs = results_frame(results)
     paths = plot_all(runs, results, leaderboard(runs), tmp_path / "plots")
-    assert {p.name for p in paths} == FIGURES
+    # gmp is the reference and the only pruned method: nothing to draw a Δ forest of
+    assert {p.name for p in paths} == FIGURES - {"delta_forest.png", "delta_forest.pdf"}
     for path in paths:
         _assert_png(path)
 
@@ -310,7 +318,7 @@ def test_cli_main_rebuilds_reports_without_importing_torch(store):
             "sys.exit(rc or (3 if 'torch' in sys.modules else 0))")
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert HEADER_LINE in proc.stdout
+    assert "dense (no pruning)" in proc.stdout and "| synthetic |" not in proc.stdout  # the pivot, no table
     assert (store.root / "leaderboard.csv").exists() and (store.root / "leaderboard.md").exists()
 
 

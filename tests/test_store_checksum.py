@@ -25,7 +25,7 @@ def test_a_saved_result_carries_the_checksum_of_its_canonical_json(tmp_path):
     store = RunStore(tmp_path)
     path = store.save(make_result())
     data = json.loads(path.read_text())
-    assert data["schema_version"] == SCHEMA_VERSION == 3
+    assert data["schema_version"] == SCHEMA_VERSION == 4
     content = {k: v for k, v in data.items() if k != "checksum"}
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), allow_nan=False)
     assert data["checksum"] == "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()

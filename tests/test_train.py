@@ -20,10 +20,11 @@ def test_result_has_every_metric_and_meets_the_target():
     m = result["metrics"]
     for key in ["top1", "sparsity", "sparsity_all", "neuron_sparsity", "dead_rate_static",
                 "dead_rate_dynamic", "params", "params_nonzero", "macs_dense", "macs_sparse",
-                "train_time_s", "epochs"]:
+                "macs_live", "train_time_s", "epochs", "num_classes"]:
         assert m[key] is not None, key
     assert m["sparsity"] == pytest.approx(0.8, abs=1e-5)
-    assert m["macs_sparse"] < 0.25 * m["macs_dense"]
+    assert m["macs_live"] <= m["macs_sparse"] < 0.25 * m["macs_dense"]
+    assert m["num_classes"] == 10
     assert m["epochs"] == 2 and len(result["history"]) == 2
     assert result["history"][-1]["top1"] == m["top1"] > 0.5  # learnable; last epoch is the headline
     assert 0 < result["history"][0]["dead_rate_dynamic"] < 1
@@ -180,7 +181,8 @@ def test_final_metrics_cover_the_whole_test_set_exactly(monkeypatch):
     assert final["dead_rate_static"] == 1 / 2
     assert final["val_top1"] is None
     assert final["macs_dense"] == 2 * 2 + 2 * 2
-    assert final["macs_sparse"] == 2 + 2  # layer 2 reads only the alive unit 1: 2 weights
+    assert final["macs_sparse"] == 2 + 4  # non-zero weights: 2 of layer 1, all 4 of layer 2
+    assert final["macs_live"] == 2 + 2  # layer 2 reads only the alive unit 1: 2 weights
 
 
 def test_on_a_gpu_the_guard_reads_the_flag_only_once_its_copy_has_landed():

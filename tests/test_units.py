@@ -139,19 +139,26 @@ def test_macs_drop_by_the_pruned_units_incoming_and_outgoing_weights():
         net.bn1.bias.fill_(5.0)
 
     def macs():
+        """(dense, sparse: non-zero weights, live: non-zero weights reading an alive input)"""
         probe = metrics.LayerProbe(net)
         net(x)
         probe.remove()
-        return metrics.macs(net, probe)
-    dense, before = macs()
-    assert before == dense
+        return (*metrics.macs(net, probe), metrics.live_macs(net, probe))
+    dense, sparse, live = macs()
+    assert sparse == live == dense
     # zeroing only the conv rows leaves β = 5: the "dead" channel still outputs relu(5) everywhere
     with torch.no_grad():
         net.conv1.weight[1] = 0
-    assert macs()[1] == dense - 64 * 9  # only its own 9 weights at 64 positions
-    # zeroing the whole unit (γ, β too): its output is 0, so conv2's 3×3×3 reads of it go as well
+    assert macs()[1:] == (dense - 64 * 9, dense - 64 * 9)  # only its own 9 weights at 64 positions
+    # zeroing the whole unit (γ, β too): its output is 0, so conv2's 3×3×3 reads of it are not live;
+    # their weights are still there, so the weight count keeps them
     zero_units(net, _group(net, "act1"), torch.tensor([1]))
-    assert macs()[1] == dense - 64 * 9 - 16 * 27
+    assert macs()[1:] == (dense - 64 * 9, dense - 64 * 9 - 16 * 27)
+    # pruning the unit masks its outgoing weights as well: both counts drop by them
+    keep = unit_keep_masks(net, {"act1": torch.tensor([False, True, False, False])}, unit_groups(net))
+    with torch.no_grad():
+        net.conv2.weight.mul_(keep["conv2.weight"])
+    assert macs()[1:] == (dense - 64 * 9 - 16 * 27, dense - 64 * 9 - 16 * 27)
     assert metrics.neuron_sparsity(net) == pytest.approx(1 / 7)
 
 

@@ -9,10 +9,15 @@
 - ``dead_rate_static`` / ``dead_rate_dynamic``: see :mod:`methods.activations`.
 - ``macs_dense`` / ``macs_sparse``: multiply-accumulates of one example's forward pass through the
   Conv2d and Linear layers (normalisation, pooling and activations are not counted). Sparse MACs
-  count, per layer, the non-zero weights that read an input channel still alive on the
-  evaluation data, times the layer's output positions: the layer's MACs scaled by its weight
-  density and by the alive fraction of its inputs, without counting a channel twice when it is
-  both pruned and dead. Theoretical: masked weights are still multiplied on real hardware.
+  count, per layer, the non-zero weights times the layer's output positions — the layer's MACs
+  scaled by its weight density, the count of RigL (Evci et al. 2020) and ShrinkBench (Blalock
+  et al. 2020) —, so a dense model reads exactly 100%. A pruned unit's outgoing weights are masked
+  by the methods that prune units, so it drops by its incoming and outgoing MACs.
+- ``macs_live``: sparse MACs that also skip the inputs never alive on the evaluation data (a unit
+  that ReLU keeps at zero on every test example, an always-black pixel), without counting a
+  channel twice when it is both pruned and dead: what a kernel that knew the dead inputs in
+  advance would compute. Data-dependent, so even a dense model reads below 100%.
+  All three are theoretical: masked weights are still multiplied on real hardware.
 """
 from __future__ import annotations
 
@@ -100,22 +105,31 @@ class LayerProbe:
 
 
 def macs(model: nn.Module, probe: LayerProbe) -> tuple[int, int]:
-    """(dense MACs, sparse MACs) of one example, from a probe that has seen the evaluation data."""
+    """(dense MACs, sparse MACs) of one example: every weight vs the non-zero weights, times the
+    output positions the probe saw."""
     dense = sparse = 0
+    for name, module in probe.layers.items():
+        if name in probe.positions:  # else a layer the forward pass never reached
+            w = module.weight.detach()
+            dense += probe.positions[name] * w.numel()
+            sparse += probe.positions[name] * int(torch.count_nonzero(w))
+    return dense, sparse
+
+
+def live_macs(model: nn.Module, probe: LayerProbe) -> int:
+    """MACs of one example counting only the non-zero weights that read an input alive on the data
+    the probe saw (``macs_live``)."""
+    live = 0
     alive_inputs = probe.alive_inputs()
     for name, module in probe.layers.items():
         if name not in probe.positions:
-            continue  # a layer the forward pass never reached
-        positions = probe.positions[name]
-        w = module.weight.detach()
-        dense += positions * w.numel()
-        nonzero = w != 0
+            continue
+        nonzero = module.weight.detach() != 0
         alive = alive_inputs[name]
-        groups = getattr(module, "groups", 1)
-        if groups == 1 and alive.numel() == w.shape[1]:
+        if getattr(module, "groups", 1) == 1 and alive.numel() == nonzero.shape[1]:
             nonzero = nonzero[:, alive]
-        sparse += positions * int(nonzero.sum())
-    return dense, sparse
+        live += probe.positions[name] * int(nonzero.sum())
+    return live
 
 
 @torch.no_grad()

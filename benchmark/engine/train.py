@@ -131,7 +131,7 @@ def _run(spec: RunSpec, progress: ProgressFn | None, workdir: Path | None) -> di
         **final, "sparsity": sparsity, **metrics.parameter_counts(model),
         "neuron_sparsity": metrics.neuron_sparsity(model),
         "dead_rate_dynamic": history[-1]["dead_rate_dynamic"],
-        "train_time_s": train_time, "epochs": plan.total_epochs,
+        "train_time_s": train_time, "epochs": plan.total_epochs, "num_classes": dataset.num_classes,
     }
     if checkpoint is not None:
         checkpoint.unlink(missing_ok=True)
@@ -177,7 +177,7 @@ def train_epoch(model: torch.nn.Module, method: methods.PruningMethod, optimizer
 
 def final_metrics(model: torch.nn.Module, dataset: Dataset, monitor: ActivationMonitor,
                   precision: Precision) -> dict[str, Any]:
-    """One pass over the test set (eval mode): top-1, statically dead units and alive inputs."""
+    """One pass over the test set (eval mode): top-1, statically dead units, MACs (alive inputs too)."""
     probe = metrics.LayerProbe(model)
     monitor.reset_units()
     monitor.track_units = True
@@ -185,7 +185,9 @@ def final_metrics(model: torch.nn.Module, dataset: Dataset, monitor: ActivationM
     monitor.track_units = False
     probe.remove()
     macs_dense, macs_sparse = metrics.macs(model, probe)
+    macs_live = metrics.live_macs(model, probe)
     val = (metrics.evaluate(model, dataset.val, EVAL_BATCH, precision.autocast)
            if dataset.val is not None else None)
     return {"top1": top1, "val_top1": val, "dead_rate_static": monitor.dead_unit_rate(),
-            "macs_dense": macs_dense, "macs_sparse": macs_sparse}
+            "macs_dense": macs_dense, "macs_sparse": macs_sparse,
+            "macs_live": macs_live}

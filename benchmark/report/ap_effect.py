@@ -12,7 +12,9 @@ hyperparameters — the ``x+ap`` ones without ``ap_share``):
 ``ap_delta_top1_ci95``      half-width of the **paired** 95% t-interval: the CI of the per-seed
                             differences (same initialisation and data order per seed), NaN
                             below two pairs
-``ap_base_dnr``, ``ap_delta_dnr``, ``ap_delta_dnr_ci95``
+``ap_delta_top1_min``/``_max``  the smallest and largest per-seed difference (what tables and
+                            figures show instead of the interval below three pairs)
+``ap_base_dnr``, ``ap_delta_dnr``, ``ap_delta_dnr_ci95``, ``ap_delta_dnr_min``/``_max``
                             the same for ``dead_rate_dynamic`` (last training epoch)
 
 Reads only the run frame (no torch).
@@ -24,25 +26,27 @@ import math
 
 import pandas as pd
 
+from benchmark.report.catalog import AP_SUFFIX
 from benchmark.report.cells import plain
+from benchmark.report.spread import INTERVAL, RANGE, spread_kind
 from benchmark.report.statistics import ci95_halfwidth
 
-SUFFIX = "+ap"
 SHARE_FIELD = "ap_share"
 AP_COLUMNS = ["ap_base", "ap_seeds", "ap_base_top1", "ap_delta_top1", "ap_delta_top1_ci95",
-              "ap_base_dnr", "ap_delta_dnr", "ap_delta_dnr_ci95"]
+              "ap_delta_top1_min", "ap_delta_top1_max", "ap_base_dnr", "ap_delta_dnr", "ap_delta_dnr_ci95",
+              "ap_delta_dnr_min", "ap_delta_dnr_max"]
 _METRICS = {"top1": "top1", "dnr": "dead_rate_dynamic"}
 
 
 def _pair_key(row: pd.Series) -> tuple[str, bool]:
     """(what x and x+ap share, whether this run is an x+ap run)."""
     method = str(row["method"])
-    is_ap = method.endswith(SUFFIX)
+    is_ap = method.endswith(AP_SUFFIX)
     hparams = row.get("method_hparams")
     hparams = json.loads(hparams) if isinstance(hparams, str) and hparams else {}
     if is_ap:
         hparams.pop(SHARE_FIELD, None)
-    key = {"method": method.removesuffix(SUFFIX) if is_ap else method, "hparams": hparams,
+    key = {"method": method.removesuffix(AP_SUFFIX) if is_ap else method, "hparams": hparams,
            **{c: plain(row.get(c)) for c in ("dataset", "model", "activation", "target_sparsity")},
            "config": row["train_config"]}
     return json.dumps(key, sort_keys=True, default=str), is_ap
@@ -57,7 +61,7 @@ def ap_effect(runs: pd.DataFrame, cells: pd.Series) -> pd.DataFrame:
     """
     empty = pd.DataFrame(columns=AP_COLUMNS, index=pd.Index([], name="cell_id"))
     complete = runs[runs["status"] == "complete"]
-    if complete.empty or not complete["method"].astype(str).str.endswith(SUFFIX).any():
+    if complete.empty or not complete["method"].astype(str).str.endswith(AP_SUFFIX).any():
         return empty
     keyed = complete.assign(cell=cells[complete.index])
     keyed[["pair", "is_ap"]] = keyed.apply(lambda r: pd.Series(_pair_key(r)), axis=1)
@@ -72,6 +76,8 @@ def ap_effect(runs: pd.DataFrame, cells: pd.Series) -> pd.DataFrame:
             row[f"ap_base_{short}"] = float(x.mean())
             row[f"ap_delta_{short}"] = float(delta.mean()) if delta.notna().any() else math.nan
             row[f"ap_delta_{short}_ci95"] = ci95_halfwidth(delta.tolist())
+            row[f"ap_delta_{short}_min"] = float(delta.min())
+            row[f"ap_delta_{short}_max"] = float(delta.max())
         rows[cell] = row
     if not rows:
         return empty
@@ -80,11 +86,18 @@ def ap_effect(runs: pd.DataFrame, cells: pd.Series) -> pd.DataFrame:
     return frame
 
 
-def _pp(value: float, ci: float) -> str:
+def _pp(row: pd.Series, short: str) -> str:
+    """``+0.52 ± 0.30`` from three pairs on, ``+0.52 (+0.10–+0.94)`` for two, ``+0.52`` for one."""
+    value, ci = row[f"ap_delta_{short}"], row[f"ap_delta_{short}_ci95"]
     if value is None or math.isnan(value):
         return "—"
     text = f"{100 * value:+.2f}"
-    return text if ci is None or math.isnan(ci) else f"{text} ± {100 * ci:.2f}"
+    kind = spread_kind(row["ap_seeds"])
+    if kind == INTERVAL and not math.isnan(ci):
+        return f"{text} ± {100 * ci:.2f}"
+    if kind == RANGE:
+        return f"{text} ({100 * row[f'ap_delta_{short}_min']:+.2f}–{100 * row[f'ap_delta_{short}_max']:+.2f})"
+    return text
 
 
 def _pct(value: float) -> str:
@@ -100,7 +113,8 @@ def ap_markdown(board: pd.DataFrame) -> str:
         "## AP effect: x+ap against x at the same seeds",
         "",
         "Δ = mean over seeds of (x+ap − x) in percentage points, paired by seed (same initialisation "
-        "and data order); ± = 95% t-interval of the per-seed differences (none below two seeds). "
+        "and data order); ± = 95% t-interval of the per-seed differences from three seeds on, "
+        "(min–max) of the differences with two, nothing with one. "
         "Dynamic DNR = zero post-activation entries over the last training epoch; AP's premise is "
         "that it goes down (Δ < 0) and top-1 goes up.",
         "",
@@ -114,6 +128,6 @@ def ap_markdown(board: pd.DataFrame) -> str:
         lines.append(
             f"| {r['dataset']} | {r['model']} | {r['ap_base']} | {r['method']} | "
             f"{100 * r['target_sparsity']:g}% | {int(r['ap_seeds'])} | {_pct(r['ap_base_top1'])} | "
-            f"{_pct(top1_ap)} | {_pp(r['ap_delta_top1'], r['ap_delta_top1_ci95'])} | "
-            f"{_pct(r['ap_base_dnr'])} | {_pct(dnr_ap)} | {_pp(r['ap_delta_dnr'], r['ap_delta_dnr_ci95'])} |")
+            f"{_pct(top1_ap)} | {_pp(r, 'top1')} | "
+            f"{_pct(r['ap_base_dnr'])} | {_pct(dnr_ap)} | {_pp(r, 'dnr')} |")
     return "\n".join(lines + [""])

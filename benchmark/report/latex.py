@@ -15,9 +15,8 @@ import pandas as pd
 
 from benchmark.report.cells import DENSE, series_names
 from benchmark.report.markdown import significance
+from benchmark.report.spread import describe_board, format_top1
 
-#: Below this many seeds a cell shows its range, not a t-interval.
-MIN_SEEDS_FOR_CI = 3
 _ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
             "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
 
@@ -28,15 +27,13 @@ def escape(text: str) -> str:
 
 
 def cell_text(row: pd.Series, best: bool) -> str:
-    """``88.75 $\\pm$ 0.57``, or ``88.75 (88.10–89.30)`` under three seeds; bold when best; marks."""
+    """``88.75 $\\pm$ 0.57``, or ``88.75 (88.10--89.30)`` under three seeds; bold mean when best; marks."""
     if row["top1"] is None or math.isnan(row["top1"]):
         return "--"
     mean = f"{100 * row['top1']:.2f}"
-    text = rf"\textbf{{{mean}}}" if best else mean
-    if row["n_seeds"] >= MIN_SEEDS_FOR_CI and not math.isnan(row["top1_ci95"]):
-        text += rf" $\pm$ {100 * row['top1_ci95']:.2f}"
-    elif row["n_seeds"] >= 2:
-        text += f" ({100 * row['top1_min']:.2f}--{100 * row['top1_max']:.2f})"
+    text = format_top1(row, pm=r"$\pm$", dash="--")
+    if best:
+        text = rf"\textbf{{{mean}}}" + text[len(mean):]
     marks = significance(row.get("p_holm"))
     return text + (f"$^{{{marks}}}$" if marks else "")
 
@@ -63,8 +60,7 @@ def panel_table(rows: pd.DataFrame) -> list[str]:
         texts = [cell_text(by_target[t], by_target[t]["top1"] == best[by_target[t].name]) if t in by_target
                  else "--" for t in targets]
         lines.append(f"{escape(name)} & " + " & ".join(texts) + r" \\")
-    spread = ("mean $\\pm$ 95\\% t-interval over seeds" if seeds >= MIN_SEEDS_FOR_CI
-              else "mean (min--max) over seeds")
+    spread = escape(describe_board(rows)).replace("±", r"$\pm$").replace("–", "--").replace("≥", r"$\geq$")
     versus = (f"; $^{{*}}$/$^{{**}}$: paired t-test against {escape(reference)}, Holm-corrected, "
               f"$p < 0.05$/$0.01$" if reference else "")
     caption = (f"Top-1 test accuracy (\\%) of {escape(first['model'])} on {escape(first['dataset'])} "

@@ -11,8 +11,9 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from benchmark.report.ap_effect import ap_effect
-from benchmark.report.reference import REFERENCE_COLUMNS, default_reference, reference_stats
+from benchmark.report.ap_effect import AP_COLUMNS, ap_effect
+from benchmark.report.reference import (REFERENCE_COLUMNS, REFERENCE_RANGE_COLUMNS, default_reference,
+                                        reference_stats)
 from benchmark.report.cells import DENSE, cell_keys, plain, training_config_columns, train_config
 from benchmark.report.statistics import ci95_halfwidth, mean_of, numbers, sample_std
 from benchmark.store.run_store import FAILURE_COLUMN
@@ -25,13 +26,13 @@ BOARD_COLUMNS = [
     "params_nonzero", "epochs", "train_time_s", "calibration_epochs", "calibration_time_s", "flag",
 ]
 EXTRA_COLUMNS = [
-    "top1_std", "top1_min", "top1_max", "delta_vs_dense", "n_runs", "n_missing", "val_top1", "activation",
+    "top1_std", "top1_min", "top1_max", "delta_vs_dense", "n_runs", "n_missing", "n_at_chance", "val_top1",
+    "macs_live_ratio", "epochs_spent", "activation",
     "method_base", "method_hparams", "train_config", "cell_id", "calibration_value", "calibration_probes",
     # x+ap cells: paired-by-seed deltas against x (benchmark/report/ap_effect.py)
-    "ap_base", "ap_seeds", "ap_base_top1", "ap_delta_top1", "ap_delta_top1_ci95", "ap_base_dnr",
-    "ap_delta_dnr", "ap_delta_dnr_ci95",
+    *AP_COLUMNS,
     # every cell against the reference method, paired by seed (benchmark/report/reference.py)
-    *REFERENCE_COLUMNS,
+    *REFERENCE_COLUMNS, *REFERENCE_RANGE_COLUMNS,
 ]
 #: Metrics averaged over the complete seeds of a cell.
 MEAN_METRICS = [
@@ -40,10 +41,20 @@ MEAN_METRICS = [
     "calibration_epochs", "calibration_time_s", "calibration_value", "calibration_probes",
 ]
 _EPS = 1e-9  # float slack on the sparsity tolerance (|0.91 - 0.90| is 0.010000000000000009)
+#: A run is *at chance* when its top-1 is within this share of the way from chance (1 / classes) to 100%.
+AT_CHANCE_MARGIN = 0.05
+
+
+def at_chance(runs: pd.DataFrame) -> pd.Series:
+    """True for each complete run whose top-1 is at most chance + 5% of the remaining way to 100%
+    (14.5% with 10 classes, 5.95% with 100): a collapsed run, which reports mark and keep off their
+    axes' scale. False where the class count was not recorded."""
+    chance = 1 / numbers(runs, "num_classes")
+    return (numbers(runs, "top1") <= chance + AT_CHANCE_MARGIN * (1 - chance)).fillna(False)
 
 
 def _flags(rows: pd.DataFrame, complete: pd.DataFrame, target: float, tolerance: float,
-           n_missing: int) -> list[str]:
+           n_missing: int, n_at_chance: int) -> list[str]:
     """Every problem of one cell, in words (empty list when fine)."""
     flags = []
     if complete.empty:
@@ -61,6 +72,8 @@ def _flags(rows: pd.DataFrame, complete: pd.DataFrame, target: float, tolerance:
         flags[0] += f" ({_reasons(failed)})"
     if n_missing:
         flags.append(f"{n_missing}/{len(rows) + n_missing} seeds missing")
+    if n_at_chance:
+        flags.append(f"{n_at_chance}/{len(complete)} seeds at chance")
     return flags
 
 
@@ -76,7 +89,10 @@ def _summarise_cell(cell_id: str, rows: pd.DataFrame, tolerance: float, expected
     complete = rows[rows["status"] == "complete"]
     target = mean_of(rows.iloc[:1], "target_sparsity")
     top1 = numbers(complete, "top1").tolist()
-    ratio = numbers(complete, "macs_sparse") / numbers(complete, "macs_dense").replace(0, np.nan)
+    macs_dense = numbers(complete, "macs_dense").replace(0, np.nan)
+    ratio, live = numbers(complete, "macs_sparse") / macs_dense, numbers(complete, "macs_live") / macs_dense
+    n_at_chance = int(at_chance(complete).sum())
+    spent = numbers(complete, "epochs") + numbers(complete, "calibration_epochs").fillna(0)
     method_base = plain(first.get("method"))
     seeds = {plain(v) for v in rows["seed"]} if "seed" in rows else set()
     n_missing = len(expected_seeds - seeds)
@@ -93,8 +109,11 @@ def _summarise_cell(cell_id: str, rows: pd.DataFrame, tolerance: float, expected
         "n_seeds": len(complete),
         "n_runs": len(rows),
         "n_missing": n_missing,
+        "n_at_chance": n_at_chance,
         "macs_sparse_ratio": float(ratio.mean()) if ratio.notna().any() else math.nan,
-        "flag": "; ".join(_flags(rows, complete, target, tolerance, n_missing)),
+        "macs_live_ratio": float(live.mean()) if live.notna().any() else math.nan,
+        "epochs_spent": float(spent.mean()) if spent.notna().any() else math.nan,
+        "flag": "; ".join(_flags(rows, complete, target, tolerance, n_missing, n_at_chance)),
         "activation": plain(first.get("activation")),
         "method_base": method_base,
         "method_hparams": plain(first.get("method_hparams")),
@@ -117,6 +136,12 @@ def _delta_vs_dense(board: pd.DataFrame) -> pd.Series:
     return board.apply(lambda r: r["top1"] - reference.get(_dense_key(r), math.nan), axis=1).astype(float)
 
 
+def with_train_config(runs: pd.DataFrame) -> pd.DataFrame:
+    """The run frame with each run's ``train_config`` (:func:`benchmark.report.cells.train_config`)."""
+    config_cols = training_config_columns(runs)
+    return runs.assign(train_config=runs.apply(lambda row: train_config(row, config_cols), axis=1))
+
+
 def leaderboard(runs: pd.DataFrame, sparsity_tolerance: float = 0.01,
                 expected_seeds: Iterable[int] | None = None, reference: str | None = None) -> pd.DataFrame:
     """One row per cell (all seeds of one configuration): means over complete seeds, CI, flags.
@@ -135,8 +160,7 @@ def leaderboard(runs: pd.DataFrame, sparsity_tolerance: float = 0.01,
     columns = BOARD_COLUMNS + EXTRA_COLUMNS
     if runs.empty:
         return pd.DataFrame(columns=columns)
-    config_cols = training_config_columns(runs)
-    runs = runs.assign(train_config=runs.apply(lambda row: train_config(row, config_cols), axis=1))
+    runs = with_train_config(runs)
     keys = cell_keys(runs)
     if expected_seeds is None:
         expected_seeds = numbers(runs, "seed").dropna().astype(int).tolist() if "seed" in runs else []
@@ -152,6 +176,6 @@ def leaderboard(runs: pd.DataFrame, sparsity_tolerance: float = 0.01,
         ["dataset", "model", "target_sparsity", "top1", "method", "cell_id"],
         ascending=[True, True, True, False, True, True], na_position="last", kind="mergesort")
     board = board.reset_index(drop=True)[columns]
-    for column in ("n_seeds", "n_runs", "n_missing"):
+    for column in ("n_seeds", "n_runs", "n_missing", "n_at_chance", "reference_pairs"):
         board[column] = board[column].astype(int)
     return board

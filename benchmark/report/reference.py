@@ -32,6 +32,9 @@ from benchmark.report.statistics import ci95_halfwidth
 
 REFERENCE_COLUMNS = ["reference", "delta_vs_reference", "delta_vs_reference_ci95", "p_value", "p_holm",
                      "rank"]
+#: Extra columns: how many seeds were paired, and the smallest and largest per-seed difference (what
+#: tables and figures show instead of the interval below three pairs).
+REFERENCE_RANGE_COLUMNS = ["reference_pairs", "delta_vs_reference_min", "delta_vs_reference_max"]
 #: The reference when none is asked for: the first of these in the grid.
 DEFAULT_REFERENCES = ("gmp", "magnitude", DENSE)
 #: Columns that place two cells side by side (besides the target sparsity).
@@ -71,9 +74,9 @@ def paired(deltas: list[float]) -> tuple[float, float, float]:
     return mean, ci95_halfwidth(deltas), p
 
 
-def reference_stats(runs: pd.DataFrame, cells: pd.Series, board: pd.DataFrame,
-                    reference: str) -> pd.DataFrame:
-    """:data:`REFERENCE_COLUMNS` for every cell of ``board``, indexed by cell id.
+def paired_deltas(runs: pd.DataFrame, cells: pd.Series, reference: str) -> pd.DataFrame:
+    """Per cell and seed, top-1(cell) − top-1(reference) where both completed: columns ``cell_id``,
+    ``seed``, ``delta`` (the reference's own cells are left out).
 
     ``runs`` is the run frame with ``train_config`` set per run, ``cells`` the cell id of each run.
     The reference's cells are those whose label is ``reference`` (its default hyperparameters).
@@ -82,7 +85,7 @@ def reference_stats(runs: pd.DataFrame, cells: pd.Series, board: pd.DataFrame,
     complete = complete[complete["cell"].notna()]
     is_ref = complete["label"].astype(str) == reference
     ref_runs = complete[is_ref]
-    rows = {}
+    rows = []
     for cell, group in complete[~is_ref].groupby("cell", sort=True):
         first = group.iloc[0]
         mine = ref_runs
@@ -91,19 +94,28 @@ def reference_stats(runs: pd.DataFrame, cells: pd.Series, board: pd.DataFrame,
         if reference != DENSE:
             mine = mine[mine["target_sparsity"] == first["target_sparsity"]]
         by_seed = dict(zip(mine["seed"], pd.to_numeric(mine["top1"], errors="coerce")))
-        own, ref = [], []
         for seed, top1 in zip(group["seed"], pd.to_numeric(group["top1"], errors="coerce")):
             if seed in by_seed and not (math.isnan(top1) or math.isnan(by_seed[seed])):
-                own.append(float(top1))
-                ref.append(float(by_seed[seed]))
-        delta, ci, p = paired([a - b for a, b in zip(own, ref)])
-        rows[cell] = {"delta_vs_reference": delta, "delta_vs_reference_ci95": ci, "p_value": p}
-    frame = pd.DataFrame(rows, index=REFERENCE_COLUMNS[1:4]).T.reindex(board["cell_id"])
+                rows.append({"cell_id": cell, "seed": seed, "delta": float(top1) - float(by_seed[seed])})
+    return pd.DataFrame(rows, columns=["cell_id", "seed", "delta"])
+
+
+def reference_stats(runs: pd.DataFrame, cells: pd.Series, board: pd.DataFrame,
+                    reference: str) -> pd.DataFrame:
+    """:data:`REFERENCE_COLUMNS` then :data:`REFERENCE_RANGE_COLUMNS` for every cell of ``board``, indexed
+    by cell id (see :func:`paired_deltas` for ``runs`` and ``cells``)."""
+    deltas = paired_deltas(runs, cells, reference)
+    stats = REFERENCE_COLUMNS[1:4] + REFERENCE_RANGE_COLUMNS
+    rows = {cell: dict(zip(stats, [*paired(group["delta"].tolist()), len(group), group["delta"].min(),
+                                   group["delta"].max()]))
+            for cell, group in deltas.groupby("cell_id", sort=True)}
+    frame = pd.DataFrame(rows, index=stats).T.reindex(board["cell_id"])
     frame["reference"] = reference
     frame["p_holm"] = holm(frame["p_value"].tolist())
     frame["rank"] = mean_ranks(board).to_numpy()
     frame.index.name = "cell_id"
-    return frame[REFERENCE_COLUMNS]
+    frame["reference_pairs"] = frame["reference_pairs"].fillna(0).astype(int)
+    return frame[REFERENCE_COLUMNS + REFERENCE_RANGE_COLUMNS]
 
 
 def mean_ranks(board: pd.DataFrame) -> pd.Series:

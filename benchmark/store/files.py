@@ -10,11 +10,12 @@ never reads or writes through one) and :func:`real_folder` replaces such links b
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import math
 import os
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -125,6 +126,26 @@ def real_folder(root: str | Path, folder: str | Path) -> Path:
             raise OSError(f"{current} is not a real folder (a link or a file appeared in its place)")
     check_inside(folder, root)
     return folder
+
+
+def json_objects(folder: str | Path) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """(path, object) of every ``*.json`` file in ``folder`` holding a JSON object, by file name.
+
+    Symbolic links (the folder or a file) are not followed; unreadable or non-object files are skipped:
+    what they hold cannot be trusted, and a report must not fail on them.
+    """
+    folder = Path(folder)
+    if folder.is_symlink() or not folder.is_dir():
+        return
+    for path in sorted(folder.glob("*.json")):
+        if path.is_symlink() or not path.is_file():
+            continue
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            continue
+        if isinstance(data, dict):
+            yield path, data
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -9,8 +9,10 @@
                                      runner takes a stale lock over)
       calibration/<key>.json         a calibration search shared by a cell's seeds (``<key>.lock``
                                      while one runs it)
+      commands/<time>-<pid>-<uuid>.json  one grid invocation of the CLI: its command line, when, where
       leaderboard.csv, leaderboard.md, leaderboard.tex
-      plots/<figure>.png
+      report.html                    the whole report on one self-contained page
+      plots/<figure>.png, plots/<figure>.pdf
 
 Modules ask this one for a path instead of spelling a name themselves.
 """
@@ -26,10 +28,12 @@ CHECKPOINT_FILE = "checkpoint.pt"
 LOCK_FILE = "lock"
 TAKEOVER_FILE = "lock.takeover"
 CALIBRATION_DIR = "calibration"
+COMMANDS_DIR = "commands"
 PLOTS_DIR = "plots"
 LEADERBOARD_CSV = "leaderboard.csv"
 LEADERBOARD_MD = "leaderboard.md"
 LEADERBOARD_TEX = "leaderboard.tex"
+REPORT_HTML = "report.html"
 
 #: A run id is a plain folder name (no separators, no leading dot).
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -72,6 +76,10 @@ class ResultsLayout:
         return self.root / CALIBRATION_DIR
 
     @property
+    def commands_dir(self) -> Path:
+        return self.root / COMMANDS_DIR
+
+    @property
     def plots_dir(self) -> Path:
         return self.root / PLOTS_DIR
 
@@ -86,6 +94,10 @@ class ResultsLayout:
     @property
     def leaderboard_tex(self) -> Path:
         return self.root / LEADERBOARD_TEX
+
+    @property
+    def report_html(self) -> Path:
+        return self.root / REPORT_HTML
 
 
 def checkpoint_file(run_dir: str | Path) -> Path:

@@ -39,7 +39,7 @@ SPEC_FIELDS = list(SEMANTIC_FIELDS)
 METRIC_FIELDS = [
     "top1", "val_top1", "sparsity", "sparsity_all", "neuron_sparsity",
     "dead_rate_static", "dead_rate_dynamic", "params", "params_nonzero", "macs_dense",
-    "macs_sparse", "train_time_s", "epochs",
+    "macs_sparse", "macs_live", "train_time_s", "epochs", "num_classes",
 ]
 
 #: Environment fields copied into the frame.

@@ -21,7 +21,7 @@ from benchmark.store.files import json_safe, utc_now
 
 #: Version of the result.json layout; a file with another version is not trusted (its run re-runs).
 #: 3: every result carries a ``checksum`` of its content.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4  # 4: macs_sparse counts non-zero weights only; macs_live, num_classes added
 #: The key holding a result's checksum, and the algorithm named in its value (``sha256:<hex>``).
 CHECKSUM_KEY = "checksum"
 CHECKSUM_ALGORITHM = "sha256"
@@ -33,7 +33,8 @@ FAILURE_REASONS = ("diverged", "cuda_oom", "worker_died", "error")
 #: Metrics a complete result must carry as numbers (None is allowed only where marked optional).
 REQUIRED_METRICS = (
     "top1", "sparsity", "sparsity_all", "neuron_sparsity", "params", "params_nonzero", "macs_dense",
-    "macs_sparse", "train_time_s", "epochs",
+    "macs_sparse", "macs_live", "train_time_s", "epochs",
+    "num_classes",
 )
 #: Metrics that must be present but may be None (NaN when nothing was measured).
 OPTIONAL_METRICS = ("dead_rate_static", "dead_rate_dynamic", "val_top1")

@@ -15,7 +15,8 @@ from benchmark.report.plots.style import (Style, column_count, figure_legend, fi
 
 
 def fig_dead_rate(cells: pd.DataFrame, style: Style, history: pd.DataFrame,
-                  ylabel: str = "dynamic dead rate (%)", title: list[str] | None = None) -> Figure | None:
+                  ylabel: str = "dynamic dead rate (%; linear)",
+                  title: list[str] | None = None) -> Figure | None:
     if history.empty:
         return None
     data = history.merge(cells, on="cell_id")
@@ -42,5 +43,5 @@ def _dead_rate_panel(ax: Axes, rows: pd.DataFrame, target: float | None, style: 
         ax.plot(stat.index, stat["mean"], label=series, zorder=3, **kwargs)
         ax.fill_between(stat.index, stat["min"], stat["max"], color=kwargs["color"], alpha=0.15,
                         linewidth=0, zorder=2)
-    ax.set_xlabel("epoch")
+    ax.set_xlabel("epoch (linear)")
     ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))

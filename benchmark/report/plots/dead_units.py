@@ -31,4 +31,4 @@ def dead_unit_rate(entry: dict[str, Any]) -> Any:
 def fig_dead_units(cells: pd.DataFrame, style: Style, results: list[dict],
                    run_cell: dict[str, str]) -> Figure | None:
     history = history_frame(results, run_cell, value=dead_unit_rate)
-    return fig_dead_rate(cells, style, history, ylabel="dead units (%)", title=TITLE)
+    return fig_dead_rate(cells, style, history, ylabel="dead units (%; linear)", title=TITLE)

@@ -42,7 +42,7 @@ def fig_layers(cells: pd.DataFrame, style: Style, results: list[dict],
         rows = data[data["panel"] == panel]
         _layer_panel(ax, rows[rows["target_sparsity"] == target], _layer_order(rows), target, style)
         ax.set_title(f"{panel}, target {pct_label(target)}")
-        ax.set_ylabel("layer sparsity (% zero weights)" if col == 0 else "")
+        ax.set_ylabel("layer sparsity (% zero weights; linear)" if col == 0 else "")
     target_line = Line2D([], [], color="0.2", linestyle=":", linewidth=1.4, label="target (whole model)")
     figure_legend(fig, [ax for ax, _, _, _ in places], [target_line])
     figure_title(fig, ["Per-layer sparsity after training", "(mean over seeds)"], column_count(places))

@@ -21,14 +21,15 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from benchmark.report.catalog import split_name, visual
 from benchmark.report.cells import DENSE, series_names
 
 DPI = 150
-DENSE_COLOR = "#3a3a3a"
-MARKERS = ["o", "s", "^", "D", "v", "P", "X", "<", ">", "h", "*", "p"]
 LINESTYLES = ["-", "-.", ":", (0, (6, 2, 1, 2, 1, 2))]  # per training config ("--" = dense)
+AP_DASHES = (0, (5, 1.5))  # x+ap beside x's solid line
 HATCHES = ["", "//", "..", "xx"]
 PANEL_W, PANEL_H = 5.0, 3.8
+LEGEND_W = 1.8  # inches added to a figure's width for its method legend
 BAR_LAYER_LIMIT = 10  # grouped bars up to this many layers, lines beyond
 
 
@@ -48,22 +49,74 @@ def to_png(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
+def to_pdf(fig: Figure) -> bytes:
+    """The figure as vector PDF (fonts embedded as Type 42, which journals accept and editors keep
+    editable); the creation date is left out, so the same report gives the same bytes."""
+    buffer = io.BytesIO()
+    with matplotlib.rc_context({"pdf.fonttype": 42}):
+        fig.savefig(buffer, format="pdf", bbox_inches="tight", facecolor="white",
+                    metadata={"CreationDate": None, "Creator": "prunebench"})
+    return buffer.getvalue()
+
+
 class Style:
-    """One colour per method label and one marker per series (shared by all figures); dense is grey."""
+    """Each method label's colour, marker and line style — the same in every figure of every grid.
+
+    Colour and marker come from the method's entry in the catalogue (:mod:`benchmark.report.catalog`,
+    which mirrors the registry), never from which methods a grid happens to hold. ``x+ap`` is a
+    darker shade of ``x``'s colour with ``x``'s marker and a dashed line; a label with non-default
+    hyperparameters (``dnr[lambda_peak=0.01]``) is a lighter or darker shade of its method's colour;
+    dense is dark grey and dashed. Line styles also separate training configurations.
+    """
 
     def __init__(self, cells: pd.DataFrame) -> None:
-        labels = sorted(set(cells.loc[~cells["is_dense"], "method"]))
-        colorblind = [c for i, c in enumerate(sns.color_palette("colorblind", 10)) if i != 7]  # 7 = grey
-        palette = colorblind if len(labels) <= len(colorblind) else sns.color_palette("husl", len(labels))
-        self.color = {label: palette[i] for i, label in enumerate(labels)}
-        self.color.update({label: DENSE_COLOR for label in cells.loc[cells["is_dense"], "method"]})
-        series = sorted(set(cells["series"]))
-        self.marker = {name: MARKERS[i % len(MARKERS)] for i, name in enumerate(series)}
+        self.color: dict[str, tuple] = {}
+        self.marker: dict[str, str] = {}
+        self.is_ap: dict[str, bool] = {}
+        names = cells.assign(method_base=cells["method_base"].fillna(cells["method"])).astype({"method": str})
+        names["method_base"] = names["method_base"].astype(str)
+        pairs = names[["method", "method_base"]].drop_duplicates()
+        for name, group in pairs.groupby("method_base", sort=True):
+            base, with_ap = split_name(name)
+            color, marker = visual(base)
+            shade = darker(color, 0.35) if with_ap else to_rgb(color)
+            for k, label in enumerate(sorted(group["method"], key=lambda m: (m != name, m))):
+                self.color[label] = variant(shade, k)
+                self.is_ap[label] = with_ap
+        for series, name in names[["series", "method_base"]].drop_duplicates().itertuples(index=False):
+            self.marker[str(series)] = visual(split_name(name)[0])[1]
 
     def line(self, cell: pd.Series) -> dict:
-        """Keyword arguments for a series' line: method colour; dashed for dense, else by config."""
-        dashes = "--" if cell["is_dense"] else LINESTYLES[int(cell["config_index"]) % len(LINESTYLES)]
+        """Keyword arguments for a series' line: method colour; dashed for dense and AP, else by config."""
+        if cell["is_dense"]:
+            dashes = "--"
+        elif int(cell["config_index"]):
+            dashes = LINESTYLES[int(cell["config_index"]) % len(LINESTYLES)]
+        else:
+            dashes = AP_DASHES if self.is_ap.get(str(cell["method"])) else "-"
         return {"color": self.color[cell["method"]], "linestyle": dashes, "linewidth": 1.8}
+
+
+def to_rgb(color: str | tuple) -> tuple[float, float, float]:
+    return tuple(float(c) for c in matplotlib.colors.to_rgb(color))
+
+
+def darker(color: str | tuple, amount: float) -> tuple[float, float, float]:
+    """``color`` mixed with black by ``amount`` (0: unchanged, 1: black)."""
+    return tuple((1 - amount) * c for c in to_rgb(color))
+
+
+def lighter(color: str | tuple, amount: float) -> tuple[float, float, float]:
+    """``color`` mixed with white by ``amount`` (0: unchanged, 1: white)."""
+    return tuple(c + amount * (1 - c) for c in to_rgb(color))
+
+
+def variant(color: tuple, k: int) -> tuple[float, float, float]:
+    """The k-th shade of a method's colour: itself, then alternately lighter and darker."""
+    if k == 0:
+        return to_rgb(color)
+    step = 0.3 * ((k + 1) // 2) / (1 + (k + 1) // 2)
+    return lighter(color, step) if k % 2 else darker(color, step)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -102,16 +155,21 @@ def figure_grid(nrows: int, ncols: int) -> tuple[Figure, np.ndarray]:
 
 
 def figure_legend(fig: Figure, axes: list[Axes], extra: list[Line2D] = ()) -> None:
-    """One legend for the whole figure, dense first, each entry once."""
+    """The figure's legends: the methods (dense first, each once) on the right, the figure widened to
+    hold it; what the markers and bars mean (``extra``) in a second legend below the panels."""
     entries: dict[str, object] = {}
     for ax in axes:
         for handle, label in zip(*ax.get_legend_handles_labels()):
             entries.setdefault(label, handle)
     order = sorted(entries, key=lambda label: (not label.startswith(DENSE), label))
-    handles = [entries[label] for label in order] + list(extra)
-    labels = order + [h.get_label() for h in extra]
-    if handles:
-        fig.legend(handles, labels, loc="outside right center", title="method")
+    if order:
+        fig.legend([entries[label] for label in order], order, loc="outside right center", title="method")
+        longest = max(len(label) for label in order)
+        fig.set_figwidth(fig.get_figwidth() + LEGEND_W + 0.07 * max(0, longest - 12))
+    if extra:
+        fig.legend(list(extra), [h.get_label() for h in extra], loc="outside lower center",
+                   ncols=min(2, len(extra)), fontsize="small")
+        fig.set_figheight(fig.get_figheight() + 0.3 * math.ceil(len(extra) / 2) + 0.2)
 
 
 def figure_title(fig: Figure, parts: list[str], ncols: int) -> None:
@@ -145,9 +203,11 @@ def sparsity_axis(ax: Axes, targets: np.ndarray, measured: np.ndarray | None = N
     targets = np.sort(np.asarray(targets, dtype=float))
     extra = np.asarray([] if measured is None else measured, dtype=float)
     points = np.sort(np.concatenate([targets, extra]))
-    ax.set_xlabel("target sparsity (% of prunable weights)" if measured is None
-                  else "measured sparsity (% of prunable weights; ticks at the targets)")
-    if len(targets) and ((points > 0) & (points < 1)).all():
+    logit = bool(len(targets)) and bool(((points > 0) & (points < 1)).all())
+    scale = "logit scale" if logit else "linear scale"
+    ax.set_xlabel(f"target sparsity (%; {scale})" if measured is None
+                  else f"measured sparsity (%; {scale}; ticks: targets)")
+    if logit:
         ax.set_xscale("logit")
         logits = np.log(points / (1 - points))
         pad = max(0.35, 0.08 * (logits[-1] - logits[0]))
