@@ -27,7 +27,8 @@ from benchmark.checks import (MAX_SEED, UsageError, check_methods, default_threa
                               sample_cpu, unknown_name, warn_if_busy)
 from benchmark.data.registry import DataUnavailableError, available_datasets, load_dataset
 from benchmark.execution.executors import GridSummary, StoreWriteError, execute
-from benchmark.flags import build_parser, hparam_flags, listing
+from benchmark.flags import build_parser, hparam_flags, listing, plugin_modules
+from benchmark.plugins import PluginError, load_plugins
 from benchmark.presets import PRESETS, get_preset
 from benchmark.store.commands import record_command
 from benchmark.store.schema import describe_reasons
@@ -152,6 +153,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
+    try:
+        load_plugins(plugin_modules(sys.argv[1:] if argv is None else argv))
+    except PluginError as err:
+        raise UsageError(str(err)) from None
     args = build_parser().parse_args(argv)
     if args.list:
         print(listing())

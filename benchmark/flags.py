@@ -79,12 +79,24 @@ def hparam_flags() -> dict[str, tuple[type, str, list[str]]]:
     return flags
 
 
+def plugin_modules(argv: Sequence[str]) -> list[str]:
+    """The ``--plugin`` values of a command line, read before the full parser exists (the plugins
+    must be imported first: the flags of their methods' hyperparameters come from the registry)."""
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    pre.add_argument("--plugin", action="append", default=[])
+    return pre.parse_known_args(list(argv))[0].plugin
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="run_benchmarks.py", description="Benchmark pruning methods on one fair harness. "
                "Grid, data and training flags default to the --preset's values (see --list).")
     p.add_argument("--list", action="store_true",
                    help="list methods, models, datasets and presets, then exit")
     p.add_argument("--preset", default="quick", help=f"grid defaults (default quick): {', '.join(PRESETS)}")
+    p.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                   help="import MODULE first, in the driver and in every worker: the methods, models and "
+                   "data sets it registers become available (repeatable; installed packages' entry points in "
+                   "the group prunebench.plugins load by themselves)")
     grid = p.add_argument_group("grid")
     grid.add_argument("--methods", nargs="+", help="methods to compare (see --list)")
     grid.add_argument("--sparsities", nargs="+", type=finite_float, help="target sparsities in [0, 1)")

@@ -12,7 +12,7 @@ Conventions the pruning harness relies on:
   class directly leaves PyTorch's default initialisation.
 """
 from models.activations import ACTIVATION_TYPES, available_activations, make_activation
-from models.registry import available_models, get_model, init_weights, model_descriptions
+from models.registry import available_models, get_model, init_weights, model_descriptions, register_model
 
 __all__ = [
     "ACTIVATION_TYPES",
@@ -22,4 +22,5 @@ __all__ = [
     "init_weights",
     "make_activation",
     "model_descriptions",
+    "register_model",
 ]

@@ -30,6 +30,21 @@ _REGISTRY: Dict[str, Tuple[Builder, str]] = {
 }
 
 
+def register_model(name: str, builder: Builder, description: str) -> None:
+    """Add a network: ``builder(in_shape, num_classes, activation) -> nn.Module`` under ``name``.
+
+    The builder follows the conventions of :mod:`models` (one activation module per site, the last
+    ``nn.Linear`` as the classifier); :func:`get_model` validates the arguments and initialises the
+    weights as for the built-ins. A plugin calls this when imported (:mod:`benchmark.plugins`).
+    Raises ``ValueError`` for an empty name or one taken by another builder.
+    """
+    if not name or not isinstance(name, str):
+        raise ValueError("a model needs a non-empty name")
+    if name in _REGISTRY and _REGISTRY[name][0] is not builder:
+        raise ValueError(f"model name {name!r} is already registered")
+    _REGISTRY[name] = (builder, description)
+
+
 def available_models() -> List[str]:
     """Return the sorted list of registered model names."""
     return sorted(_REGISTRY)

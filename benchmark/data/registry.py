@@ -21,7 +21,7 @@ from benchmark.data.idx import find_idx_files, read_idx
 from benchmark.data.synthetic import load_random_cifar, load_synthetic
 
 __all__ = ["DataUnavailableError", "available_datasets", "dataset_descriptions", "load_dataset",
-           "clear_cache"]
+           "clear_cache", "register_dataset"]
 
 #: Where Debian's ``dataset-fashion-mnist`` package installs the gzipped IDX files.
 DEBIAN_FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
@@ -182,6 +182,30 @@ _REGISTRY: dict[str, _Spec] = {
 
 _CACHE: dict[tuple[str, str | None, float], Dataset] = {}
 _CACHE_LOCK = threading.Lock()
+
+
+#: What a data set's loader returns: (train images, train labels, test images, test labels) — images
+#: (N, C, H, W) uint8 or float, labels (N,) integers — and a one-line description of the source.
+LoadedTensors = tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], str]
+
+
+def register_dataset(name: str, description: str, num_classes: int,
+                     loader: Callable[[str | None, bool], LoadedTensors], augment: bool = False) -> None:
+    """Add an in-memory data set: ``loader(root, download)`` gives its tensors (:data:`LoadedTensors`).
+
+    :func:`load_dataset` then splits off validation data, converts uint8 images to [0, 1] floats
+    and normalises with the training images' per-channel statistics, as for the built-ins;
+    ``augment`` turns on random crop + flip. A plugin calls this when imported
+    (:mod:`benchmark.plugins`). Raises ``ValueError`` for an empty name, one taken by another
+    loader, or fewer than two classes.
+    """
+    if not name or not isinstance(name, str):
+        raise ValueError("a data set needs a non-empty name")
+    if int(num_classes) < 2:
+        raise ValueError(f"data set {name!r} needs at least 2 classes, got {num_classes}")
+    if name in _REGISTRY and _REGISTRY[name].loader is not loader:
+        raise ValueError(f"data set name {name!r} is already registered")
+    _REGISTRY[name] = _Spec(description, int(num_classes), bool(augment), loader)
 
 
 def available_datasets() -> list[str]:

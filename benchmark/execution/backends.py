@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from benchmark.engine.pause_points import forwarded_environment
+from benchmark.plugins import forwarded_environment as plugin_environment
 from benchmark.execution.runs import failed_result, remote_run, safe_run
 from benchmark.execution.worker_pool import WorkerPool
 from benchmark.spec import RunSpec
@@ -191,8 +192,9 @@ class Ray(Backend):
         has_gpu = ray.cluster_resources().get("GPU", 0) > 0
         gpus = (resources.gpus_per_run if resources.gpus_per_run is not None else 1.0) if has_gpu else 0
         options: dict[str, Any] = {"num_gpus": gpus, "num_cpus": resources.cpus_per_run, "max_retries": 0}
-        if forwarded_environment():  # a test's pause points reach the task's worker process
-            options["runtime_env"] = {"env_vars": forwarded_environment()}
+        forwarded = {**forwarded_environment(), **plugin_environment()}
+        if forwarded:  # plugins and a test's pause points reach the task's worker process
+            options["runtime_env"] = {"env_vars": forwarded}
         self.task = ray.remote(**options)(remote_run)
         self.refs: dict[Any, RunSpec] = {}
 

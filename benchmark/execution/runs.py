@@ -13,6 +13,7 @@ from typing import Any, Callable
 import methods
 from benchmark.engine import calibration
 from benchmark.engine.device import Diverged
+from benchmark.plugins import load_from_environment
 from benchmark.spec import RunSpec
 from benchmark.store.schema import build_result
 
@@ -53,8 +54,10 @@ def failed_result(spec: RunSpec, error: BaseException) -> dict[str, Any]:
 
 def safe_run(spec: RunSpec, progress: Callable[[int, int], None] | None = None,
              workdir: str | None = None) -> dict[str, Any]:
-    """``train.run`` that turns an exception into a failed result (Ctrl-C still stops the grid)."""
+    """``train.run`` that turns an exception into a failed result (Ctrl-C still stops the grid); the
+    driver's plugins are imported first in a worker (:func:`benchmark.plugins.load_from_environment`)."""
     try:
+        load_from_environment()
         return calibration.run(spec, progress=progress, workdir=Path(workdir) if workdir else None)
     except Exception as error:  # noqa: BLE001 - any failure of one run must not stop the grid
         return failed_result(spec, error)

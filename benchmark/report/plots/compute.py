@@ -90,12 +90,15 @@ def fig_accuracy_vs_cost(cells: pd.DataFrame, style: Style) -> Figure | None:
 
 
 def _log_x(ax: Axes, x: np.ndarray) -> None:
-    """Log x axis with a labelled tick at each distinct value (five spread ticks beyond six values)."""
+    """Log x axis padded on both sides: a labelled tick at each distinct value when there are at most
+    six, else at 1-2-5 steps."""
     values = np.unique(np.round(x[np.isfinite(x)], 6))
     ax.set_xscale("log")
     ax.set_xlim(values.min() / 1.4, values.max() * 1.4)
-    ticks = values if len(values) <= 6 else np.geomspace(values.min(), values.max(), 5)
-    ax.xaxis.set_major_locator(ticker.FixedLocator(ticks))
+    if len(values) <= 6:
+        ax.xaxis.set_major_locator(ticker.FixedLocator(values))
+    else:
+        ax.xaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
     ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:.3g}"))
     ax.xaxis.set_minor_locator(ticker.NullLocator())
 
