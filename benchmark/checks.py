@@ -19,10 +19,12 @@ import torch
 
 import methods
 from benchmark.engine import calibration
+from benchmark.engine.init_from import InitFromError, InitialWeights, fit_problem, read_weights
 from benchmark.data.batching import steps_per_epoch
 from benchmark.data.containers import Dataset
 from benchmark.execution.backends import missing_package
 from benchmark.spec import RunSpec
+from methods.activations import ACTIVATION_TYPES, activation_modules
 from methods.masks import all_prunable_weights, target_prune_count
 from models import get_model
 
@@ -175,11 +177,46 @@ def warn_if_busy(since: CpuSample | None) -> None:
               file=sys.stderr)
 
 
+def meta_model(spec: RunSpec, dataset: Dataset) -> torch.nn.Module:
+    """The grid's network on the ``meta`` device (no memory, no compute), checked before any run: it
+    builds, takes the data's input shape, and has activation modules for the dead-neuron statistics.
+    Raises :class:`UsageError` naming the model and what fails."""
+    name, shape = spec.model, "×".join(map(str, dataset.in_shape))
+    try:
+        with torch.device("meta"):
+            model = get_model(name, dataset.in_shape, dataset.num_classes, activation=spec.activation)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    try:
+        with torch.no_grad():
+            model(torch.empty(2, *dataset.in_shape, device="meta"))
+    except Exception as err:  # noqa: BLE001 - any failure of a user's network is one line
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UsageError(f"model {name!r} cannot take {shape} inputs of {dataset.name}: {first}") from None
+    if not activation_modules(model):
+        raise UsageError(f"model {name!r} has no activation module the dead-neuron statistics can watch "
+                         f"(one of {', '.join(t.__name__ for t in ACTIVATION_TYPES)})")
+    return model
+
+
+def check_init_from(spec: RunSpec, dataset: Dataset) -> InitialWeights:
+    """Read ``spec.init_from``'s weights once (the file exists, is readable and holds a state_dict;
+    ``tv-weights:NAME`` resolves and can be fetched), name them, and check their keys and shapes
+    against the grid's model on ``meta``; UsageError naming what does not fit."""
+    try:
+        weights = read_weights(spec.init_from or "", spec.model)
+    except InitFromError as err:
+        raise UsageError(str(err)) from None
+    problem = fit_problem(meta_model(spec, dataset).state_dict(), weights.state_dict)
+    if problem:
+        raise UsageError(f"--init-from {weights.source} does not fit model {spec.model} on {dataset.name}: "
+                         f"{problem}")
+    return weights
+
+
 def check_methods(specs: Sequence[RunSpec], dataset: Dataset) -> None:
     """Ask every cell's method whether it can run on this model and budget (model on ``meta``)."""
-    with torch.device("meta"):
-        model = get_model(specs[0].model, dataset.in_shape, dataset.num_classes,
-                          activation=specs[0].activation)
+    model = meta_model(specs[0], dataset)
     n_steps = steps_per_epoch(len(dataset.train), specs[0].batch_size)
     seen: set[str] = set()
     for spec in specs:

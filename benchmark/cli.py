@@ -22,8 +22,8 @@ import torch
 
 import methods
 from benchmark.execution.backends import Resources, assign_gpus
-from benchmark.checks import (MAX_SEED, UsageError, check_methods, default_threads, execution_problems,
-                              output_folder, oversubscription_problem, resolve_executor,
+from benchmark.checks import (MAX_SEED, UsageError, check_init_from, check_methods, default_threads,
+                              execution_problems, output_folder, oversubscription_problem, resolve_executor,
                               sample_cpu, unknown_name, warn_if_busy)
 from benchmark.data.registry import DataUnavailableError, available_datasets, load_dataset
 from benchmark.execution.executors import GridSummary, StoreWriteError, execute
@@ -36,7 +36,7 @@ from benchmark.spec import SETTINGS, RunSpec, bounds_problem, plan_grid
 from benchmark.store.run_store import RunStore
 from benchmark.engine.device import resolve_device
 from methods.schedules import LR_SCHEDULES
-from models import available_activations, available_models
+from models import available_activations, available_models, is_external
 
 
 #: The grid's lists, set by a flag or the preset (every other setting is a field of RunSpec).
@@ -73,7 +73,8 @@ def _validate(cfg: dict[str, Any]) -> None:
         except ValueError as err:
             raise UsageError(str(err)) from None
     choose(cfg["dataset"], available_datasets(), "dataset")
-    choose(cfg["model"], available_models(), "model")
+    if not is_external(cfg["model"]):  # tv:, timm:, package.module:builder are checked when built
+        choose(cfg["model"], available_models(), "model")
     choose(cfg["activation"], available_activations(), "activation")
     choose(cfg["lr_schedule"], LR_SCHEDULES, "LR schedule")
     for f in SETTINGS:
@@ -232,6 +233,8 @@ def prepare(args: argparse.Namespace) -> tuple[list[RunSpec], RunStore]:
     if args.reference is not None and args.reference not in method_names:
         raise UsageError(unknown_name("--reference method", args.reference, method_names))
     common = {f.name: cfg[f.name] for f in SETTINGS}
+    if cfg["init_from"] is not None:  # read, named and checked once; every run starts from it
+        common.update(check_init_from(RunSpec(**common), dataset).spec_fields())
     specs = plan_grid(method_names, cfg["sparsities"], cfg["seeds"], cfg["hparams"], **common)
     check_methods(specs, dataset)
     return specs, RunStore(output_folder(args.out))

@@ -163,6 +163,15 @@ def _add_setting_flag(group: Any, f: dataclasses.Field) -> None:
         group.add_argument(flag, type=kind, default=None, help=help_text)
 
 
+#: The model names outside the registry (:mod:`models.external`), as ``--list`` shows them.
+EXTERNAL_MODEL_FORMS = {
+    "tv:<name>": "any torchvision classification network, untrained (tv:resnet50, tv:mobilenet_v2, …); "
+                 "ResNets get the CIFAR stem on images ≤ 64 px",
+    "timm:<name>": "a timm network (pip install timm)",
+    "package.module:builder": "your builder(in_shape, num_classes, activation) -> nn.Module",
+}
+
+
 def listing() -> str:
     """What ``--list`` prints."""
     def block(title: str, items: dict[str, str]) -> list[str]:
@@ -170,7 +179,7 @@ def listing() -> str:
         return [title] + [f"  {k.ljust(width)}{v}" for k, v in items.items()] + [""]
     lines = block("methods:", methods.method_descriptions())
     lines += block("modifiers (write <base>+<modifier>):", methods.modifier_descriptions())
-    lines += block("models:", model_descriptions())
+    lines += block("models:", {**model_descriptions(), **EXTERNAL_MODEL_FORMS})
     lines += block("datasets:", dataset_descriptions())
     lines += block("presets:", {n: p.description for n, p in PRESETS.items()})
     return "\n".join(lines).rstrip()

@@ -6,6 +6,12 @@ reduction order of matrix products depends on it, so the same run with 1 and 2 t
 different numbers, and a grid resumed with another thread count must not mix them. Method
 hyperparameters enter the id fully resolved (defaults included), so changing a method's default
 re-runs it instead of silently reusing stale results. The hash is pinned by a test: renaming a field fails CI.
+
+A semantic field that is ``None`` is left out of the hash: a setting added after results exist
+(``init_weights``) changes no run id until it is used. ``--init-from`` is two fields: where the
+weights are (``init_from``, a path or ``tv-weights:NAME``; not semantic, so a copied file is the
+same run) and what they are (``init_weights``, ``sha256:<hex>`` of the file's bytes or the
+resolved ``tv-weights:<Enum>.<NAME>``; semantic), which the CLI fills in when it plans the grid.
 """
 from __future__ import annotations
 
@@ -62,8 +68,15 @@ class RunSpec:
     #: CPU threads the run computes with (torch.set_num_threads): on a CPU the numbers depend on it.
     threads: int = setting(1, "CPU threads per run (default: cores ÷ concurrent runs); part of the run id, "
                            "because results on a CPU depend on it", semantic=True, group="execution", low=1)
+    #: What the run starts from (None: the seeded initialisation): ``sha256:<hex>`` of the ``init_from``
+    #: file, or ``tv-weights:<Enum>.<NAME>``. Set by the planner (:mod:`benchmark.engine.init_from`).
+    init_weights: str | None = setting(None, semantic=True)
     # where and how it runs: not part of the id
     data_root: str | None = setting(None, "folder with the data set files", semantic=False, group="data")
+    init_from: str | None = setting(None, "start every run from these weights instead of the seeded "
+                                    "initialisation: a state_dict file (its SHA-256 is part of the run "
+                                    "id) or tv-weights:NAME (torchvision's published weights, e.g. "
+                                    "tv-weights:DEFAULT)", semantic=False, group="training")
     device: str = setting("auto", "auto (CUDA when available), cpu, cuda, cuda:N", semantic=False,
                           group="execution")
     amp: bool = setting(True, "mixed precision on CUDA", semantic=False, group="execution")
@@ -80,6 +93,8 @@ class RunSpec:
         out = {}
         for name in SEMANTIC_FIELDS:
             value = getattr(self, name)
+            if value is None:  # unset optional setting: not part of the id (older ids stay valid)
+                continue
             if name == "method_hparams":
                 value = {k: value[k] for k in sorted(value)}
             elif name in _FLOAT_FIELDS:

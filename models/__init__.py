@@ -12,6 +12,7 @@ Conventions the pruning harness relies on:
   class directly leaves PyTorch's default initialisation.
 """
 from models.activations import ACTIVATION_TYPES, available_activations, make_activation
+from models.external import is_external
 from models.registry import available_models, get_model, init_weights, model_descriptions, register_model
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "available_models",
     "get_model",
     "init_weights",
+    "is_external",
     "make_activation",
     "model_descriptions",
     "register_model",

@@ -13,6 +13,7 @@ from typing import Callable, Dict, List, Sequence, Tuple
 from torch import nn
 
 from models.activations import check_activation
+from models.external import build_external, is_external
 from models.lenet import LeNet5
 from models.mlp import MLP
 from models.resnet_cifar import resnet18, resnet20, resnet56
@@ -101,14 +102,20 @@ def get_model(name: str, in_shape: Sequence[int], num_classes: int,
               activation: str = "relu") -> nn.Module:
     """Build model ``name`` for inputs of shape ``in_shape`` = (C, H, W) and ``num_classes`` outputs.
 
-    Raises ``ValueError`` for an unknown model or activation name (listing the valid
-    choices), a malformed ``in_shape`` or ``num_classes < 2``.
+    ``name`` is a registered model or an external one (:mod:`models.external`: ``tv:<name>``,
+    ``timm:<name>``, ``package.module:builder``), which keeps its own initialisation. Raises
+    ``ValueError`` for an unknown model or activation name (listing the valid choices), a
+    malformed ``in_shape``, ``num_classes < 2``, or an external network that cannot be built.
     """
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown model {name!r}; choose from: {', '.join(available_models())}")
+    external = name not in _REGISTRY and is_external(name)
+    if name not in _REGISTRY and not external:
+        raise ValueError(f"unknown model {name!r}; choose from: {', '.join(available_models())}, or "
+                         "tv:<torchvision name>, timm:<timm name>, package.module:builder")
     check_activation(activation)
     shape = _check_in_shape(in_shape)
     classes = _check_num_classes(num_classes)
+    if external:  # the library's (or the user's) own initialisation; see models.external
+        return build_external(name, shape, classes, activation)
     builder = _REGISTRY[name][0]
     model = builder(shape, classes, activation)
     init_weights(model)

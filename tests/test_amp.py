@@ -3,13 +3,11 @@ import pytest
 import torch
 
 import methods
-from benchmark.engine import train
-from benchmark.engine.device import DivergenceGuard, Precision
-from benchmark.data.batching import steps_per_epoch, train_batches
 from benchmark.data.registry import load_dataset
-from benchmark.engine.probe import probe_inputs
+from benchmark.engine.device import Precision
 from benchmark.spec import RunSpec
 from methods.masks import all_prunable_weights
+from method_training import train_method
 
 #: No calibration search in a unit test; imp in 2 rounds (0.4² < 0.2) instead of 8.
 EXPLICIT = {"grda": {"c": 0.05}, "demp": {"lambda_peak": 1e-3}, "imp": {"prune_fraction": 0.6}}
@@ -25,15 +23,6 @@ def test_every_method_is_exact_under_bf16_autocast(name):
     base = name.split("+")[0]
     spec = RunSpec(dataset="synthetic", model="lenet5", method=name, target_sparsity=target, seed=0, epochs=2,
                    batch_size=128, lr=0.05, weight_decay=1e-4, method_hparams=EXPLICIT.get(base, {}))
-    data = load_dataset("synthetic")
-    model, method = train.build(spec, data, torch.device("cpu"))
-    plan = method.plan(spec.epochs)
-    config = methods.OptimizerConfig(lr=spec.lr, weight_decay=spec.weight_decay)
-    optimizer = method.make_optimizer(model, config)
-    n_steps = steps_per_epoch(len(data.train), spec.batch_size)
-    if method.wants_probe:
-        method.set_probe(probe_inputs(data.train))
-    method.attach(model, optimizer, n_steps, plan.total_epochs)
     precision = Precision(torch.device("cpu"), enabled=True, cpu_bf16=True)
     assert precision.dtype == torch.bfloat16
     seen_bf16 = []  # training forwards only (the methods' eval-mode probes run in fp32)
@@ -41,14 +30,11 @@ def test_every_method_is_exact_under_bf16_autocast(name):
     def record(module, inputs, out):
         if module.training:
             seen_bf16.append(out.dtype == torch.bfloat16)
-    handle = model.conv1.register_forward_hook(record)
-    for epoch in range(plan.total_epochs):
-        batches = train_batches(data.train, spec.batch_size, spec.seed, epoch)
-        loss, _ = train.train_epoch(model, method, optimizer, precision, batches, epoch * n_steps,
-                                    lambda step: spec.lr, DivergenceGuard(torch.device("cpu"), n_steps))
-        method.on_epoch_end(epoch)
-        assert loss == loss  # finite, not NaN
-    handle.remove()
+    handles = []
+    model, method, optimizer = train_method(
+        spec, load_dataset("synthetic"), precision,
+        before_training=lambda model: handles.append(model.conv1.register_forward_hook(record)))
+    handles[0].remove()
     assert seen_bf16 and all(seen_bf16)  # the convolutions really ran in bf16
     for p in model.parameters():  # master weights stay fp32
         assert p.dtype == torch.float32

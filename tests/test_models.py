@@ -34,8 +34,9 @@ def test_registry_names() -> None:
 def test_unknown_model_raises_with_choices() -> None:
     with pytest.raises(ValueError) as info:
         get_model("resnet99", RGB, 10)
-    assert str(info.value) == ("unknown model 'resnet99'; choose from: "
-                               "lenet5, mlp, resnet18, resnet20, resnet56, vgg16")
+    assert str(info.value) == ("unknown model 'resnet99'; choose from: lenet5, mlp, resnet18, resnet20, "
+                               "resnet56, vgg16, or tv:<torchvision name>, timm:<timm name>, "
+                               "package.module:builder")
 
 
 def test_unknown_activation_raises_with_choices() -> None:

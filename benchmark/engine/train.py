@@ -1,10 +1,11 @@
 """One run: a ``RunSpec`` in, a result dict out (the store persists it as ``result.json``).
 
-The loop is the same for every method: seeded model initialisation and data order (so every
-method in a grid starts from identical weights and sees identical batches per seed), SGD with
-momentum unless the method brings its own optimizer, a per-step LR schedule, AMP on CUDA, and
-the method's hooks around ``backward`` and ``step``. Dead-neuron counting rides on forward hooks.
-Device, precision, memory layout and the divergence check live in :mod:`benchmark.engine.device`.
+The loop is the same for every method: seeded model initialisation (or the ``--init-from``
+weights) and data order (so every method in a grid starts from identical weights and sees
+identical batches per seed), SGD with momentum unless the method brings its own optimizer, a
+per-step LR schedule, AMP on CUDA, and the method's hooks around ``backward`` and ``step``.
+Dead-neuron counting rides on forward hooks. Device, precision, memory layout and the divergence
+check live in :mod:`benchmark.engine.device`.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from benchmark.data.registry import load_dataset
 from benchmark.engine.checkpoint import read_checkpoint, restore, save_checkpoint
 from benchmark.engine.device import (DivergenceGuard, Precision, environment, prepare_model, resolve_device,
                                      uses_channels_last)
+from benchmark.engine.init_from import load_initial_weights
 from benchmark.engine.pause_points import pause_point
 from benchmark.engine.probe import dead_units_entry, probe_inputs
 from benchmark.spec import RunSpec
@@ -37,9 +39,11 @@ ProgressFn = Callable[[int, int], None]
 
 
 def build(spec: RunSpec, dataset: Dataset, device: torch.device):
-    """Model (seeded init, identical for every method of a seed) and method instance."""
+    """Model (seeded init, identical for every method of a seed; or the ``--init-from`` weights,
+    loaded before the method attaches or the optimizer exists) and method instance."""
     torch.manual_seed(spec.seed)
     model = get_model(spec.model, dataset.in_shape, dataset.num_classes, activation=spec.activation)
+    load_initial_weights(model, spec)
     model.to(device)
     method = methods.get_method(spec.method, target_sparsity=spec.target_sparsity, seed=spec.seed,
                                 **spec.method_hparams)
