@@ -25,6 +25,7 @@ from benchmark.execution.backends import Resources, assign_gpus
 from benchmark.checks import (MAX_SEED, UsageError, check_init_from, check_methods, default_threads,
                               execution_problems, output_folder, oversubscription_problem, resolve_executor,
                               sample_cpu, unknown_name, warn_if_busy)
+from benchmark.data.folder import FOLDER_PREFIX
 from benchmark.data.registry import DataUnavailableError, available_datasets, load_dataset
 from benchmark.execution.executors import GridSummary, StoreWriteError, execute
 from benchmark.flags import build_parser, hparam_flags, listing, plugin_modules
@@ -72,7 +73,8 @@ def _validate(cfg: dict[str, Any]) -> None:
             methods.get_method_class(m)  # its message names the valid methods (and +ap bases)
         except ValueError as err:
             raise UsageError(str(err)) from None
-    choose(cfg["dataset"], available_datasets(), "dataset")
+    if not cfg["dataset"].startswith(FOLDER_PREFIX):  # an image folder is checked when it is read
+        choose(cfg["dataset"], available_datasets(), "dataset")
     if not is_external(cfg["model"]):  # tv:, timm:, package.module:builder are checked when built
         choose(cfg["model"], available_models(), "model")
     choose(cfg["activation"], available_activations(), "activation")
@@ -223,6 +225,7 @@ def prepare(args: argparse.Namespace) -> tuple[list[RunSpec], RunStore]:
         raise UsageError(crowded)
     try:
         dataset = load_dataset(cfg["dataset"], root=cfg["data_root"], val_fraction=cfg["val_fraction"],
+                               image_size=cfg["image_size"], workers=cfg["data_workers"],
                                download=not args.no_download)
     except ValueError as err:
         raise UsageError(str(err)) from None

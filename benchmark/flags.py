@@ -159,7 +159,7 @@ def _add_setting_flag(group: Any, f: dataclasses.Field) -> None:
     if f.type == "bool":
         group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
     else:
-        kind = {"int": int, "float": finite_float}.get(f.type, str)
+        kind = {"int": int, "int | None": int, "float": finite_float}.get(f.type, str)
         group.add_argument(flag, type=kind, default=None, help=help_text)
 
 

@@ -63,6 +63,10 @@ class RunSpec:
     lr_schedule: str = setting("cosine", "learning-rate schedule", semantic=True,
                                group="training")
     warmup_epochs: int = setting(0, "linear LR warm-up epochs", semantic=True, group="training", low=0)
+    #: Image side of ``folder:`` data sets (None: 224); left out of the run id when unset.
+    image_size: int | None = setting(None, "image side for --dataset folder:<path> (default 224): training "
+                                     "crops and evaluation centre crops are this size", semantic=True,
+                                     group="data", low=8)
     val_fraction: float = setting(0.0, "share of the training set held out for validation", semantic=True,
                                   group="data", low=0, high=1, high_open=True)
     #: CPU threads the run computes with (torch.set_num_threads): on a CPU the numbers depend on it.
@@ -73,6 +77,8 @@ class RunSpec:
     init_weights: str | None = setting(None, semantic=True)
     # where and how it runs: not part of the id
     data_root: str | None = setting(None, "folder with the data set files", semantic=False, group="data")
+    data_workers: int = setting(2, "DataLoader worker processes decoding a folder: data set's images (0: in "
+                                "the run's own process)", semantic=False, group="data", low=0)
     init_from: str | None = setting(None, "start every run from these weights instead of the seeded "
                                     "initialisation: a state_dict file (its SHA-256 is part of the run "
                                     "id) or tv-weights:NAME (torchvision's published weights, e.g. "

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmark.data.containers import Split
+from benchmark.data.folder import FolderSplit
 
 __all__ = ["CROP_PAD", "eval_batches", "steps_per_epoch", "train_batches"]
 
@@ -65,6 +66,8 @@ def train_batches(split: Split, batch_size: int, seed: int, epoch: int, augment:
     steps = steps_per_epoch(n, batch_size, drop_last)
     gen = _epoch_generator(seed, epoch)
     order = torch.randperm(n, generator=gen)
+    if isinstance(split, FolderSplit):  # streamed from disk: the same order, augmented per image
+        return split.train_batches(batch_size, seed, epoch, order, drop_last)
     aug = None
     if augment:
         aug = torch.stack([torch.randint(0, 2 * CROP_PAD + 1, (n,), generator=gen),
@@ -90,4 +93,6 @@ def eval_batches(split: Split, batch_size: int) -> Iterator[tuple[torch.Tensor, 
     """Sequential ``(x, y)`` slices (views, no copies) covering every example once, last partial kept."""
     if batch_size <= 0:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
+    if isinstance(split, FolderSplit):
+        return split.eval_batches(batch_size)
     return ((split.x[i:i + batch_size], split.y[i:i + batch_size]) for i in range(0, len(split), batch_size))

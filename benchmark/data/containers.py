@@ -69,7 +69,7 @@ class Dataset:
     def to(self, device: torch.device | str) -> "Dataset":
         """Return the data set with all splits on ``device``; moved once and cached per device."""
         dev = full_device(device)
-        if self.train.x.device == dev:
+        if self.train.device == dev:
             return self
         moved = self._moved.get(dev)
         if moved is None:
@@ -78,6 +78,6 @@ class Dataset:
                 val=None if self.val is None else self.val.to(dev), num_classes=self.num_classes,
                 in_shape=self.in_shape, augment=self.augment, source=self.source,
             )
-            moved._moved[self.train.x.device] = self       # moving back returns the original
+            moved._moved[self.train.device] = self       # moving back returns the original
             self._moved[dev] = moved
         return moved

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from benchmark.data.containers import Dataset, Split
+from benchmark.data.folder import FOLDER_PREFIX, load_folder
 from benchmark.data.idx import find_idx_files, read_idx
 from benchmark.data.synthetic import load_random_cifar, load_synthetic
 
@@ -285,7 +286,7 @@ def _build(name: str, spec: _Spec, tensors: tuple[torch.Tensor, ...], source: st
 
 
 def load_dataset(name: str, root: str | os.PathLike | None = None, val_fraction: float = 0.0,
-                 download: bool = True) -> Dataset:
+                 download: bool = True, image_size: int | None = None, workers: int = 0) -> Dataset:
     """Load a data set into memory (once per process per ``(name, root, val_fraction)``).
 
     ``root`` is searched first (MNIST-style IDX files directly in it or in torchvision's
@@ -293,7 +294,15 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, val_fraction:
     download when ``download`` is true.  A ``val_fraction`` in ``[0, 1)`` carves a fixed (seed 0)
     random validation subset out of the training set.  Raises :class:`DataUnavailableError` (one
     line) when the data cannot be found and ``ValueError`` for a bad name or fraction.
+    ``folder:<path>`` is an image folder streamed from disk (:mod:`benchmark.data.folder`), decoded
+    at ``image_size`` by ``workers`` processes.
     """
+    if name.startswith(FOLDER_PREFIX):
+        key = (name, image_size, workers, float(val_fraction))
+        with _CACHE_LOCK:
+            if key not in _CACHE:
+                _CACHE[key] = load_folder(name, float(val_fraction), image_size, workers, _val_indices)
+            return _CACHE[key]
     if name not in _REGISTRY:
         raise ValueError(f"unknown dataset {name!r}; choose from: {', '.join(available_datasets())}")
     val_fraction = float(val_fraction)

@@ -138,7 +138,7 @@ def evaluate(model: nn.Module, split: Split, batch_size: int,
     """Top-1 accuracy: correct / examples over the whole split, in eval mode."""
     was_training = model.training
     model.eval()
-    correct = torch.zeros((), dtype=torch.long, device=split.x.device)
+    correct = torch.zeros((), dtype=torch.long, device=split.device)
     for x, y in eval_batches(split, batch_size):
         with autocast():
             logits = model(x)

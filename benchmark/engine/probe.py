@@ -26,6 +26,9 @@ PROBE_SEED = 0
 def probe_inputs(split: Split, size: int = PROBE_SIZE) -> Tensor:
     """``size`` fixed training images (all of them when fewer), on the split's device."""
     n = len(split)
+    if not hasattr(split, "x"):  # streamed from disk: decode the same fixed subset
+        index = torch.randperm(n, generator=torch.Generator().manual_seed(PROBE_SEED))[:size].sort().values
+        return split.stack(index.tolist())
     if n <= size:
         return split.x
     index = torch.randperm(n, generator=torch.Generator().manual_seed(PROBE_SEED))[:size].sort().values

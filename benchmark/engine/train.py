@@ -69,7 +69,8 @@ def _run(spec: RunSpec, progress: ProgressFn | None, workdir: Path | None) -> di
     device = resolve_device(spec.device)
     precision = Precision(device, spec.amp)
     env = environment(device, precision)
-    dataset = load_dataset(spec.dataset, root=spec.data_root, val_fraction=spec.val_fraction).to(device)
+    dataset = load_dataset(spec.dataset, root=spec.data_root, val_fraction=spec.val_fraction,
+                           image_size=spec.image_size, workers=spec.data_workers).to(device)
     env["data_source"] = dataset.source
     checkpoint = checkpoint_file(workdir) if workdir and spec.checkpoint_every > 0 else None
     saved = read_checkpoint(checkpoint, spec) if checkpoint is not None else None
