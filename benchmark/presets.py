@@ -9,7 +9,9 @@ and figures show t-intervals, not ranges), 4 epochs, gRDA's calibration probes i
 worker per core (``make bench``). Three sparsities at the former 6 epochs would take about 2.7× the
 former single-sparsity grid, over 5 minutes on a slow day; 4 epochs is the trade (the README says
 what it costs in accuracy). The CIFAR presets are GPU presets: on a CPU one ResNet-18 epoch alone
-takes about 11 minutes.
+takes about 11 minutes. The research-scale presets (``imagenet-resnet50``, ``tinyimagenet-resnet18``)
+stream an image folder from disk (``--dataset folder:<path>`` says where; the README gives their
+GPU-hours and the papers' published numbers).
 """
 from __future__ import annotations
 
@@ -32,6 +34,21 @@ SEED_METHODS = ["magnitude", "gmp", "gmp+ap", "granet", "dnr", "grda"]
 _CIFAR_TRAINING = {"batch_size": 128, "lr": 0.1, "momentum": 0.9, "nesterov": True,
                    "weight_decay": 5e-4, "lr_schedule": "cosine"}
 
+#: The ResNet-50 ImageNet recipe of GraNet's and RigL's ImageNet runs (batch 256, lr 0.1 with 5 warm-up
+#: epochs, momentum 0.9, weight decay 1e-4), with a cosine decay shared by every method.
+_IMAGENET_TRAINING = {"batch_size": 256, "lr": 0.1, "momentum": 0.9, "nesterov": False, "weight_decay": 1e-4,
+                      "lr_schedule": "cosine", "warmup_epochs": 5}
+
+#: The research-scale recipes stream an image folder (``--dataset folder:<path>`` says where).
+_IMAGENET_RESNET50 = {
+    "dataset": "folder:data/imagenet", "model": "tv:resnet50", "image_size": 224, "data_workers": 8,
+    "methods": SEED_METHODS, "sparsities": [0.8, 0.9], "seeds": [0], "epochs": 100, **_IMAGENET_TRAINING}
+_TINYIMAGENET_RESNET18 = {
+    "dataset": "folder:data/tiny-imagenet-200", "model": "tv:resnet18", "image_size": 64, "data_workers": 8,
+    "methods": SEED_METHODS, "sparsities": [0.8, 0.9, 0.95], "seeds": [0, 1, 2], "epochs": 200,
+    "batch_size": 256, "lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4,
+    "lr_schedule": "cosine"}
+
 PRESETS: dict[str, Preset] = {p.name: p for p in [
     Preset("quick", "CPU, ≤5 min: seed methods, LeNet-300-100/Fashion-MNIST, 80-95%, 4 epochs, 3 seeds", {
         "dataset": "fashion-mnist", "model": "mlp", "methods": SEED_METHODS,
@@ -53,6 +70,10 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
     Preset("cifar100-resnet18", "GPU: ResNet-18 on CIFAR-100, 160 epochs, 3 seeds", {
         "dataset": "cifar100", "model": "resnet18", "methods": SEED_METHODS,
         "sparsities": [0.9, 0.95, 0.98], "seeds": [0, 1, 2], "epochs": 160, **_CIFAR_TRAINING}),
+    Preset("imagenet-resnet50", "GPU cluster: torchvision ResNet-50, ImageNet folder, 100 epochs, 80/90%",
+           _IMAGENET_RESNET50),
+    Preset("tinyimagenet-resnet18", "GPU: torchvision ResNet-18, CIFAR stem, Tiny-ImageNet folder, 200 ep.",
+           _TINYIMAGENET_RESNET18),
 ]}
 
 

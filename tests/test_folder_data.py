@@ -98,3 +98,40 @@ def test_the_cli_trains_on_an_image_folder_and_refuses_a_wrong_layout(folder, tm
     assert main([*args[:1], f"folder:{tmp_path / 'nowhere'}", *args[2:]]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "expected" in err[0] and "/train/<class>/" in err[0]
+
+
+def test_tiny_imagenets_validation_split_is_reorganised_into_class_folders(tmp_path):
+    import subprocess
+    import sys
+    from cli_process import ROOT
+    root = tmp_path / "tiny-imagenet-200"
+    for wnid in ("n01", "n02"):
+        (root / "train" / wnid / "images").mkdir(parents=True)
+        image = root / "train" / wnid / "images" / f"{wnid}_0.JPEG"
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(image)
+    (root / "val" / "images").mkdir(parents=True)
+    for i, wnid in enumerate(("n02", "n01", "n02")):
+        Image.fromarray(np.full((8, 8, 3), i, np.uint8)).save(root / "val" / "images" / f"val_{i}.JPEG")
+    (root / "val" / "val_annotations.txt").write_text(
+        "val_0.JPEG\tn02\t0\t0\t8\t8\nval_1.JPEG\tn01\t0\t0\t8\t8\nval_2.JPEG\tn02\t0\t0\t8\t8\n")
+    script = [sys.executable, str(ROOT / "scripts" / "tinyimagenet_val_to_folders.py"), str(root)]
+    assert subprocess.run(script, capture_output=True, text=True).stdout.strip() == \
+        "moved 3 validation images into class folders"
+    assert subprocess.run(script, capture_output=True, text=True).stdout.startswith("moved 0")
+    data = load_folder(f"folder:{root}", 0.0, 8, 0, val_indices=None)
+    assert (len(data.train), len(data.test), data.num_classes) == (2, 3, 2)
+    assert [label for _, label in data.test.images.samples] == [0, 1, 1]
+
+
+def test_the_research_presets_run_on_an_image_folder_and_say_where_the_data_are(folder, tmp_path, capsys):
+    small = ["--epochs", "1", "--warmup-epochs", "0", "--batch-size", "16", "--image-size", "16",
+             "--methods", "gmp", "--seeds", "0", "--sparsities", "0.5", "--data-workers", "0",
+             "--executor", "inline", "--no-plots", "--no-progress"]
+    assert main(["--preset", "tinyimagenet-resnet18", "--dataset", f"folder:{folder}", *small,
+                 "--out", str(tmp_path / "tiny")]) == 0
+    result = json.loads(next((tmp_path / "tiny" / "runs").glob("*/result.json")).read_text())
+    assert (result["spec"]["model"], result["metrics"]["num_classes"]) == ("tv:resnet18", CLASSES)
+    capsys.readouterr()
+    assert main(["--preset", "imagenet-resnet50", *small, "--out", str(tmp_path / "in")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "dataset 'folder:data/imagenet': expected" in err[0]
