@@ -135,3 +135,15 @@ def test_the_research_presets_run_on_an_image_folder_and_say_where_the_data_are(
     assert main(["--preset", "imagenet-resnet50", *small, "--out", str(tmp_path / "in")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "dataset 'folder:data/imagenet': expected" in err[0]
+
+
+def test_training_reports_its_progress_inside_an_epoch(folder):
+    from benchmark.engine import train
+    from benchmark.spec import RunSpec
+    seen = []
+    spec = RunSpec(dataset=f"folder:{folder}", image_size=16, data_workers=0, model="mlp", method="gmp",
+                   target_sparsity=0.5, epochs=2, batch_size=4)
+    assert train.run(spec, progress=lambda done, total: seen.append((done, total)))["status"] == "complete"
+    steps = TRAIN // 4  # 15 batches an epoch: a report after each but the last, then the epoch's own
+    expected = [done for e in range(2) for done in [e + k / steps for k in range(1, steps)] + [e + 1]]
+    assert seen == [(done, 2) for done in expected]

@@ -73,7 +73,8 @@ def test_interrupted_run_resumes_from_its_checkpoint_and_matches(tmp_path):
     assert [p.name for p in workdir.iterdir()] == ["checkpoint.pt"]  # no temp file left
     epochs_seen = []
     resumed = train.run(spec, progress=lambda e, t: epochs_seen.append(e), workdir=workdir)
-    assert epochs_seen == [3]  # only the missing epoch ran
+    assert [e for e in epochs_seen if e == int(e)] == [3]  # only the missing epoch ran
+    assert 2 < min(epochs_seen)  # and its reports within the epoch count from 2
     assert resumed["resumed_from_epoch"] == 2
     assert not (workdir / "checkpoint.pt").exists()
     straight = train.run(spec)
@@ -122,7 +123,8 @@ def test_a_diverging_run_stops_at_once_naming_the_step():
     epochs_done = []
     with pytest.raises(Diverged) as err:
         train.run(spec, progress=lambda e, t: epochs_done.append(e))
-    assert epochs_done == [] and err.value.epoch == 1 and 1 <= err.value.step <= 10
+    assert all(e < 1 for e in epochs_done)  # no epoch finished
+    assert err.value.epoch == 1 and 1 <= err.value.step <= 10
     assert str(err.value) == f"non-finite training loss at epoch 1, step {err.value.step}"
 
 
@@ -146,7 +148,7 @@ def test_the_run_computes_with_its_thread_count_and_restores_the_callers():
     before = torch.get_num_threads()
     spec = RunSpec(method="dense", seed=0, threads=1, **{**FAST, "epochs": 1})
     train.run(spec, progress=lambda e, t: seen.append(torch.get_num_threads()))
-    assert seen == [1] and torch.get_num_threads() == before
+    assert seen and set(seen) == {1} and torch.get_num_threads() == before
 
 
 def hand_dataset() -> Dataset:

@@ -216,7 +216,7 @@ def with_value(spec: RunSpec, hparam: str, value: float, **changes: Any) -> RunS
     return dataclasses.replace(spec, method_hparams={**spec.method_hparams, hparam: value}, **changes)
 
 
-def run(spec: RunSpec, progress: Callable[[int, int], None] | None = None, workdir: Path | None = None,
+def run(spec: RunSpec, progress: Callable[[float, int], None] | None = None, workdir: Path | None = None,
         train_fn: RunFn | None = None) -> dict[str, Any]:
     """``train.run(spec)``, after a (cached) calibration search when the spec needs one."""
     if train_fn is None:

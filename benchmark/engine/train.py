@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -35,7 +35,11 @@ from methods.schedules import lr_at
 from models import get_model
 
 EVAL_BATCH = 1024
-ProgressFn = Callable[[int, int], None]
+#: ``progress(epochs_done, total)``: called as training advances — every 1% of an epoch's batches
+#: (a fractional count, so a long streamed epoch shows its progress) and after every epoch.
+ProgressFn = Callable[[float, int], None]
+#: How many progress reports an epoch makes before its end.
+PROGRESS_STEPS = 100
 
 
 def build(spec: RunSpec, dataset: Dataset, device: torch.device):
@@ -106,6 +110,8 @@ def _run(spec: RunSpec, progress: ProgressFn | None, workdir: Path | None) -> di
         monitor.reset_zeros()
         monitor.count_zeros = True
         batches = train_batches(dataset.train, spec.batch_size, spec.seed, epoch, augment=dataset.augment)
+        if progress is not None:
+            batches = reporting(batches, epoch, n_steps, plan.total_epochs, progress)
         train_loss, lr = train_epoch(runner, method, optimizer, precision, batches, epoch * n_steps, lr_of,
                                      guard, channels_last)
         guard.check()
@@ -142,6 +148,15 @@ def _run(spec: RunSpec, progress: ProgressFn | None, workdir: Path | None) -> di
         checkpoint.unlink(missing_ok=True)
     return build_result(spec, "complete", method.label(), result_metrics, history, environment=env,
                         layer_sparsity=layer_sparsity, resumed_from_epoch=resumed_from)
+
+
+def reporting(batches: Iterable, epoch: int, n_steps: int, total: int, progress: ProgressFn) -> Iterator:
+    """``batches``, calling ``progress(epoch + done / n_steps, total)`` every 1% of the epoch's batches."""
+    every = max(1, n_steps // PROGRESS_STEPS)
+    for done, batch in enumerate(batches, start=1):
+        yield batch
+        if done % every == 0 and done < n_steps:
+            progress(epoch + done / n_steps, total)
 
 
 def train_epoch(model: torch.nn.Module, method: methods.PruningMethod, optimizer: torch.optim.Optimizer,

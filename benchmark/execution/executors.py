@@ -70,8 +70,10 @@ def execute(specs: Sequence[RunSpec], store: RunStore, executor: str = "inline",
         return summary
     bar = tqdm(total=len(pending), desc="grid", unit="run", disable=not show_progress, dynamic_ncols=True)
 
-    def progress(spec: RunSpec, epoch: int, total: int) -> None:
-        bar.set_postfix_str(f"{spec.describe()} epoch {epoch}/{total}")
+    def progress(spec: RunSpec, epoch: float, total: int) -> None:
+        """The run's place in its training: ``epoch 3/100``, or ``epoch 3.42/100`` inside a long epoch."""
+        done = f"{epoch:g}" if float(epoch).is_integer() else f"{epoch:.2f}"
+        bar.set_postfix_str(f"{spec.describe()} epoch {done}/{total}")
 
     if executor == "local":
         resources = dataclasses.replace(resources, workers=min(resources.workers, len(pending)))

@@ -101,7 +101,11 @@ def epoch_ratios(model_name: str, method: str, epochs: int, batch_size: int, dev
     spec = timing_spec(model_name, method, epochs, batch_size, device, dataset)
     bare = BareLoop(model_name, batch_size, device, dataset)
     bare_times: list[float] = []
-    result = train.run(spec, progress=lambda epoch, total: bare_times.append(bare.epoch()))
+
+    def after_epoch(done: float, total: int) -> None:  # one bare epoch after each harness epoch
+        if done == int(done):  # (reports inside an epoch are fractional)
+            bare_times.append(bare.epoch())
+    result = train.run(spec, progress=after_epoch)
     harness_times = [h["epoch_time_s"] for h in result["history"]]
     pairs = list(zip(harness_times, bare_times))[1:] or list(zip(harness_times, bare_times))
     return (statistics.median(h for h, _ in pairs), statistics.median(b for _, b in pairs),
