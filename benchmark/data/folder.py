@@ -59,31 +59,31 @@ class _Images(TorchDataset):
     """Decoded, transformed, normalised images of a list of samples (what the workers run)."""
 
     def __init__(self, samples: Sequence[tuple[str, int]], image_size: int, train: bool) -> None:
+        from torchvision.transforms import v2
         self.samples, self.image_size, self.train = list(samples), image_size, train
         self.epoch_seed = 0
+        if train:
+            steps = [v2.RandomResizedCrop(image_size, antialias=True), v2.RandomHorizontalFlip()]
+        else:
+            steps = [v2.Resize(round(image_size / EVAL_RESIZE), antialias=True), v2.CenterCrop(image_size)]
+        self.transform = v2.Compose(steps + [v2.ToDtype(torch.float32, scale=True),
+                                             v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         from PIL import Image
-        from torchvision.transforms import v2
+        from torchvision.transforms.v2.functional import pil_to_tensor
         path, label = self.samples[index]
         try:
             with Image.open(path) as opened:
-                image = v2.functional.pil_to_tensor(opened.convert("RGB"))
+                image = pil_to_tensor(opened.convert("RGB"))
         except Exception as err:  # noqa: BLE001 - any decoding failure names the file
             raise ImageDecodeError(f"cannot decode image {path}: {type(err).__name__}: {err}") from None
-        size = self.image_size
-        if self.train:
-            steps = [v2.RandomResizedCrop(size, antialias=True), v2.RandomHorizontalFlip()]
-        else:
-            steps = [v2.Resize(round(size / EVAL_RESIZE), antialias=True), v2.CenterCrop(size)]
-        transform = v2.Compose(steps + [v2.ToDtype(torch.float32, scale=True),
-                                        v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
         with torch.random.fork_rng(devices=[]):  # this image's own draw, whichever process decodes it
             torch.manual_seed((self.epoch_seed * 1_000_003 + index) & 0xFFFF_FFFF_FFFF)
-            return transform(image), label
+            return self.transform(image), label
 
 
 class FolderSplit:

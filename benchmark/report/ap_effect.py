@@ -28,7 +28,7 @@ import pandas as pd
 
 from benchmark.report.catalog import AP_SUFFIX
 from benchmark.report.cells import plain
-from benchmark.report.spread import INTERVAL, RANGE, spread_kind
+from benchmark.report.spread import format_spread
 from benchmark.report.statistics import ci95_halfwidth
 
 SHARE_FIELD = "ap_share"
@@ -88,16 +88,7 @@ def ap_effect(runs: pd.DataFrame, cells: pd.Series) -> pd.DataFrame:
 
 def _pp(row: pd.Series, short: str) -> str:
     """``+0.52 ± 0.30`` from three pairs on, ``+0.52 (+0.10–+0.94)`` for two, ``+0.52`` for one."""
-    value, ci = row[f"ap_delta_{short}"], row[f"ap_delta_{short}_ci95"]
-    if value is None or math.isnan(value):
-        return "—"
-    text = f"{100 * value:+.2f}"
-    kind = spread_kind(row["ap_seeds"])
-    if kind == INTERVAL and not math.isnan(ci):
-        return f"{text} ± {100 * ci:.2f}"
-    if kind == RANGE:
-        return f"{text} ({100 * row[f'ap_delta_{short}_min']:+.2f}–{100 * row[f'ap_delta_{short}_max']:+.2f})"
-    return text
+    return format_spread(row, f"ap_delta_{short}", count="ap_seeds", spec="+.2f")
 
 
 def _pct(value: float) -> str:

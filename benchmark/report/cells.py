@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from benchmark.report.statistics import is_missing
 from benchmark.spec import SEMANTIC_FIELDS, RunSpec
 from benchmark.store.run_store import SPEC_PREFIX, known_spec_columns
 
@@ -26,6 +27,16 @@ def plain(value):
     if isinstance(value, float) and math.isnan(value):
         return None
     return value
+
+
+def target_text(target: float | None) -> str:
+    """A target sparsity in every table: ``90%`` for 0.9, ``—`` when missing."""
+    return "—" if is_missing(target) else f"{100 * float(target):g}%"
+
+
+def epochs_text(rows: pd.DataFrame) -> str:
+    """The epoch budgets of some leaderboard rows: ``6``, or ``6/10`` when they differ (``?`` if none)."""
+    return "/".join(str(int(e)) for e in sorted(rows["epochs"].dropna().unique())) or "?"
 
 
 def spec_columns(runs: pd.DataFrame) -> list[str]:

@@ -23,7 +23,7 @@ from benchmark.report.html_provenance import calibration_html, commands_html, en
 from benchmark.report.html_style import CSS
 from benchmark.report.html_tables import escape, flags_html, leaderboard_html, pivot_html, table
 from benchmark.report.markdown import named
-from benchmark.report.pivot import reference_of
+from benchmark.report.reference import reference_of
 from benchmark.store.files import utc_now
 from benchmark.store.merge import Conflict, FolderRecords
 

@@ -7,7 +7,9 @@ import json
 from collections import Counter
 from typing import Any, Iterable, Sequence
 
-from benchmark.report.html_tables import escape, missing, number, table
+from benchmark.report.cells import target_text
+from benchmark.report.html_tables import escape, table
+from benchmark.report.markdown import format_number
 from benchmark.store.merge import Conflict, FolderRecords
 
 #: Environment keys that differ from run to run by nature (not an environment difference).
@@ -75,10 +77,11 @@ def _calibration_row(c: dict[str, Any]) -> list[str]:
     setting = ", ".join(f"{k}={v}" for k, v in sorted(hparams.items()) if k != c.get("hparam"))
     method = escape(c.get("method")) + (f' <span class="meta">[{escape(setting)}]</span>' if setting else "")
     tolerance = {True: "yes", False: '<span class="warn">no</span>'}.get(c.get("within_tolerance"), "—")
-    target = "—" if missing(c.get("target")) else f"{100 * float(c['target']):g}%"
+    target = target_text(c.get("target"))
     return [method, escape(f"{c.get('dataset')} / {c.get('model')}"), target, escape(c.get("hparam")),
-            number(c.get("value"), ".4g"), number(c.get("sparsity"), ".2f", 100), tolerance,
-            str(c.get("probes", 0)), number(c.get("probe_epochs"), "g"), number(c.get("probe_time_s"), ".1f"),
+            format_number(c.get("value"), ".4g"), format_number(c.get("sparsity"), ".2f", 100), tolerance,
+            str(c.get("probes", 0)), format_number(c.get("probe_epochs"), "g"),
+            format_number(c.get("probe_time_s"), ".1f"),
             escape(c.get("stop") or "in progress")]
 
 

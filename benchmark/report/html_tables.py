@@ -6,28 +6,18 @@ Every text that comes from the data (method names, flags, settings) is HTML-esca
 from __future__ import annotations
 
 import html
-import math
 from typing import Sequence
 
 import pandas as pd
 
 from benchmark.report.markdown import leaderboard_columns, named
-from benchmark.report.pivot import PivotCell, PivotPanel, legend, pivot_panels, target_text
+from benchmark.report.cells import target_text
+from benchmark.report.pivot import PivotCell, PivotPanel, legend, pivot_panels
 
 
 def escape(value: object) -> str:
     """``value`` as text safe inside HTML content and (double- or single-quoted) attributes."""
     return html.escape("" if value is None else str(value), quote=True)
-
-
-def missing(value: object) -> bool:
-    """None or NaN."""
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
-def number(value: object, spec: str, scale: float = 1.0) -> str:
-    """``value × scale`` formatted by ``spec``; ``—`` when missing."""
-    return "—" if missing(value) else format(float(value) * scale, spec)
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], numeric: Sequence[bool],

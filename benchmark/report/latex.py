@@ -13,8 +13,9 @@ import math
 
 import pandas as pd
 
-from benchmark.report.cells import DENSE, series_names
+from benchmark.report.cells import DENSE, epochs_text, series_names
 from benchmark.report.markdown import significance
+from benchmark.report.reference import reference_of
 from benchmark.report.spread import describe_board, format_top1
 
 _ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
@@ -47,7 +48,7 @@ def panel_table(rows: pd.DataFrame) -> list[str]:
     best = pruned.groupby("target_sparsity")["top1"].transform("max")
     first = rows.iloc[0]
     seeds = int(rows["n_seeds"].max())
-    reference = rows["reference"].dropna().iloc[0] if rows["reference"].notna().any() else None
+    reference = reference_of(rows)
     lines = [r"\begin{table}[t]", r"\centering", rf"\begin{{tabular}}{{l{'r' * len(targets)}}}",
              r"\toprule", "method & " + " & ".join(rf"{100 * t:g}\%" for t in targets) + r" \\", r"\midrule"]
     for _, cell in dense.iterrows():
@@ -64,14 +65,9 @@ def panel_table(rows: pd.DataFrame) -> list[str]:
     versus = (f"; $^{{*}}$/$^{{**}}$: paired t-test against {escape(reference)}, Holm-corrected, "
               f"$p < 0.05$/$0.01$" if reference else "")
     caption = (f"Top-1 test accuracy (\\%) of {escape(first['model'])} on {escape(first['dataset'])} "
-               f"({escape(first['activation'])}), {_epochs(rows)} epochs, {seeds} seeds: {spread}; best per "
-               f"sparsity in bold{versus}.")
+               f"({escape(first['activation'])}), {epochs_text(rows)} epochs, {seeds} seeds: {spread}; "
+               f"best per sparsity in bold{versus}.")
     return lines + [r"\bottomrule", r"\end{tabular}", rf"\caption{{{caption}}}", r"\end{table}"]
-
-
-def _epochs(rows: pd.DataFrame) -> str:
-    epochs = sorted({int(e) for e in rows["epochs"].dropna()})
-    return "/".join(map(str, epochs)) or "?"
 
 
 def to_latex(board: pd.DataFrame) -> str:

@@ -4,35 +4,27 @@ Reads only the leaderboard frame of :func:`benchmark.report.leaderboard` (no sto
 """
 from __future__ import annotations
 
-import math
-
-import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
 from benchmark.report.ap_effect import ap_markdown
-from benchmark.report.cells import series_names
-from benchmark.report.spread import INTERVAL, RANGE, describe_board, format_top1, spread_kind
+from benchmark.report.cells import series_names, target_text
+from benchmark.report.reference import reference_of
+from benchmark.report.statistics import is_missing
+from benchmark.report.spread import describe_board, format_spread, format_top1
 
 HEADER_LINE = ("top-1 = final-epoch test accuracy, {spread}; sparsity over prunable weights, measured from "
                "the weights")
 
 
-def _isnan(value) -> bool:
-    return value is None or (isinstance(value, (float, np.floating)) and math.isnan(value))
-
-
-def _fmt(value, spec: str, scale: float = 1.0, missing: str = "—") -> str:
-    return missing if _isnan(value) else format(float(value) * scale, spec)
-
-
-def _fmt_target(value) -> str:
-    return "—" if _isnan(value) else f"{100 * float(value):g}%"
+def format_number(value, spec: str, scale: float = 1.0) -> str:
+    """``value × scale`` formatted by ``spec``; ``—`` when missing."""
+    return "—" if is_missing(value) else format(float(value) * scale, spec)
 
 
 def significance(p_holm) -> str:
     """``**`` for a Holm-adjusted p below 0.01, ``*`` below 0.05, nothing otherwise."""
-    if _isnan(p_holm):
+    if is_missing(p_holm):
         return ""
     return "**" if p_holm < 0.01 else "*" if p_holm < 0.05 else ""
 
@@ -40,22 +32,14 @@ def significance(p_holm) -> str:
 def format_delta_reference(row: pd.Series) -> str:
     """Δ top-1 against the reference, paired by seed, in pp with its significance marks: ``+0.52 ± 0.30*``
     from three pairs on, ``+0.52 (+0.10–+0.94)`` with two, ``+0.52`` with one; ``—`` for the reference."""
-    delta = row.get("delta_vs_reference")
-    if _isnan(delta):
-        return "—"
-    text = f"{100 * delta:+.2f}"
-    kind = spread_kind(row.get("reference_pairs", 0))
-    if kind == INTERVAL and not _isnan(row.get("delta_vs_reference_ci95")):
-        text += f" ± {100 * row['delta_vs_reference_ci95']:.2f}"
-    elif kind == RANGE:
-        text += f" ({100 * row['delta_vs_reference_min']:+.2f}–{100 * row['delta_vs_reference_max']:+.2f})"
-    return text + significance(row.get("p_holm"))
+    text = format_spread(row, "delta_vs_reference", count="reference_pairs", spec="+.2f")
+    return text if text == "—" else text + significance(row.get("p_holm"))
 
 
 def format_budget(row: pd.Series, own: str, search: str, spec: str) -> str:
     """A run's budget, plus its calibration search's (``6 + 30``) where the method had one."""
-    text = _fmt(row[own], spec)
-    return text if _isnan(row.get(search)) else f"{text} + {_fmt(row[search], spec)}"
+    text = format_number(row[own], spec)
+    return text if is_missing(row.get(search)) else f"{text} + {format_number(row[search], spec)}"
 
 
 #: The full leaderboard's columns in every table format: (header, plain-text formatter, right-aligned);
@@ -64,18 +48,18 @@ LEADERBOARD_COLUMNS = [
     ("dataset", lambda r: str(r["dataset"]), False),
     ("model", lambda r: str(r["model"]), False),
     ("method", lambda r: str(r["name"]), False),
-    ("target", lambda r: _fmt_target(r["target_sparsity"]), True),
-    ("sparsity (%)", lambda r: _fmt(r["sparsity"], ".2f", 100), True),
+    ("target", lambda r: target_text(r["target_sparsity"]), True),
+    ("sparsity (%)", lambda r: format_number(r["sparsity"], ".2f", 100), True),
     ("top-1 (%)", format_top1, True),
-    ("Δ dense (pp)", lambda r: _fmt(r["delta_vs_dense"], "+.2f", 100), True),
+    ("Δ dense (pp)", lambda r: format_number(r["delta_vs_dense"], "+.2f", 100), True),
     ("Δ ref (pp)", format_delta_reference, True),
-    ("rank", lambda r: _fmt(r.get("rank"), ".2g"), True),
+    ("rank", lambda r: format_number(r.get("rank"), ".2g"), True),
     ("seeds", lambda r: str(int(r["n_seeds"])), True),
-    ("dead units (%)", lambda r: _fmt(r["neuron_sparsity"], ".1f", 100), True),
-    ("dead static (%)", lambda r: _fmt(r["dead_rate_static"], ".1f", 100), True),
-    ("dead dynamic (%)", lambda r: _fmt(r["dead_rate_dynamic"], ".1f", 100), True),
-    ("MACs (% dense)", lambda r: _fmt(r["macs_sparse_ratio"], ".2f", 100), True),
-    ("nonzero params", lambda r: _fmt(r["params_nonzero"], ",.0f"), True),
+    ("dead units (%)", lambda r: format_number(r["neuron_sparsity"], ".1f", 100), True),
+    ("dead static (%)", lambda r: format_number(r["dead_rate_static"], ".1f", 100), True),
+    ("dead dynamic (%)", lambda r: format_number(r["dead_rate_dynamic"], ".1f", 100), True),
+    ("MACs (% dense)", lambda r: format_number(r["macs_sparse_ratio"], ".2f", 100), True),
+    ("nonzero params", lambda r: format_number(r["params_nonzero"], ",.0f"), True),
     ("epochs", lambda r: format_budget(r, "epochs", "calibration_epochs", "g"), True),
     ("time (s)", lambda r: format_budget(r, "train_time_s", "calibration_time_s", ".1f"), True),
     ("flag", lambda r: str(r["flag"] or ""), False),
@@ -106,8 +90,7 @@ def _table(board: pd.DataFrame) -> str:
 
 
 def _reference_line(board: pd.DataFrame) -> str:
-    given = board["reference"].dropna() if "reference" in board else pd.Series(dtype=object)
-    reference = given.iloc[0] if len(given) else "the reference"
+    reference = reference_of(board) or "the reference"
     return (f"Δ ref = top-1 minus {reference}'s at the same seeds and sparsity (pp; ± paired 95% t-interval "
             f"from 3 paired seeds, (min–max) of the per-seed differences with 2; "
             f"* / ** = paired t-test p < 0.05 / 0.01 after Holm's correction over the table); rank = the "

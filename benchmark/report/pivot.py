@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from benchmark.report.cells import DENSE, series_names
+from benchmark.report.cells import DENSE, epochs_text, series_names, target_text
 from benchmark.report.markdown import significance
+from benchmark.report.reference import reference_of
 from benchmark.report.spread import describe_board, format_top1
 
 #: The widest line the terminal pivot writes.
@@ -65,11 +66,6 @@ class PivotPanel:
         return f"{self.title} — {self.epochs} epochs, {self.seeds}: {self.spread}"
 
 
-def target_text(target: float) -> str:
-    """``90%`` for 0.9 (``—`` when missing)."""
-    return "—" if target is None or math.isnan(target) else f"{100 * float(target):g}%"
-
-
 def _cell(row: pd.Series, best: bool) -> PivotCell:
     return PivotCell(format_top1(row), significance(row.get("p_holm")), best, row)
 
@@ -94,7 +90,7 @@ def _panel(title: str, rows: pd.DataFrame) -> PivotPanel:
         by_target = {row["target_sparsity"]: row for _, row in group.iterrows()}
         table.append((str(name), [_cell(by_target[t], by_target[t]["top1"] == best.get(t)) if t in by_target
                                   else None for t in targets]))
-    epochs = "/".join(str(int(e)) for e in sorted(rows["epochs"].dropna().unique())) or "?"
+    epochs = epochs_text(rows)
     flags = [(str(r["name"]), target_text(r["target_sparsity"]), str(r["flag"]))
              for _, r in pd.concat([dense, order]).iterrows() if isinstance(r["flag"], str) and r["flag"]]
     return PivotPanel(title, epochs, _seeds(rows["n_seeds"]), describe_board(rows),
@@ -108,12 +104,6 @@ def pivot_panels(board: pd.DataFrame) -> list[PivotPanel]:
     panels = board[["dataset", "model", "activation"]].astype(str).agg(" / ".join, axis=1)
     board = board.assign(name=series_names(board, panels)[0])
     return [_panel(str(title), rows) for title, rows in board.groupby(panels, sort=True)]
-
-
-def reference_of(board: pd.DataFrame) -> str | None:
-    """The reference method of the board's comparisons (None when it has none)."""
-    named = board["reference"].dropna() if "reference" in board else pd.Series(dtype=object)
-    return str(named.iloc[0]) if len(named) else None
 
 
 def legend(board: pd.DataFrame, best: str = BEST_MARK, files: bool = True) -> str:

@@ -47,6 +47,12 @@ def default_reference(methods: Iterable[str]) -> str:
     return next((m for m in DEFAULT_REFERENCES if m in present), DENSE)
 
 
+def reference_of(board: pd.DataFrame) -> str | None:
+    """The reference method a board's cells were compared with (None when it has none)."""
+    given = board["reference"].dropna() if "reference" in board else pd.Series(dtype=object)
+    return str(given.iloc[0]) if len(given) else None
+
+
 def holm(p_values: Iterable[float]) -> list[float]:
     """Holm's step-down adjusted p-values, in the input order (NaN stays NaN and is not counted).
 

@@ -12,6 +12,8 @@ import math
 
 import pandas as pd
 
+from benchmark.report.statistics import is_missing
+
 #: From this many complete seeds a cell shows mean ± 95% t-interval; below it, mean (min–max).
 MIN_SEEDS_FOR_CI = 3
 INTERVAL = "interval"
@@ -19,13 +21,9 @@ RANGE = "range"
 SINGLE = "single"
 
 
-def _missing(value) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
 def spread_kind(n_seeds: int) -> str:
     """:data:`INTERVAL` (≥ 3 seeds), :data:`RANGE` (2 seeds) or :data:`SINGLE` (0 or 1 seed)."""
-    n = int(n_seeds) if not _missing(n_seeds) else 0
+    n = int(n_seeds) if not is_missing(n_seeds) else 0
     return INTERVAL if n >= MIN_SEEDS_FOR_CI else RANGE if n >= 2 else SINGLE
 
 
@@ -35,28 +33,40 @@ def board_kinds(board: pd.DataFrame) -> list[str]:
     return [k for k in (INTERVAL, RANGE, SINGLE) if k in kinds]
 
 
-def spread_bounds(row: pd.Series, metric: str = "top1") -> tuple[float, float]:
-    """(low, high) of a cell's error bar: mean ∓ CI from 3 seeds on, min and max below; NaN for one seed."""
-    kind = spread_kind(row["n_seeds"])
+def spread_bounds(row: pd.Series, metric: str = "top1", count: str = "n_seeds") -> tuple[float, float]:
+    """(low, high) of a cell's error bar for ``metric``: mean ∓ ``<metric>_ci95`` from 3 seeds on,
+    ``<metric>_min``/``_max`` below; NaN for one seed. ``count`` names the column holding how many
+    seeds (or paired seeds) the statistics are over."""
+    kind = spread_kind(row.get(count, 0))
     mean = row[metric]
-    if kind == INTERVAL and not _missing(row.get(f"{metric}_ci95")):
+    if kind == INTERVAL and not is_missing(row.get(f"{metric}_ci95")):
         return mean - row[f"{metric}_ci95"], mean + row[f"{metric}_ci95"]
     if kind == RANGE:
         return row.get(f"{metric}_min", math.nan), row.get(f"{metric}_max", math.nan)
     return math.nan, math.nan
 
 
+def format_spread(row: pd.Series, metric: str, count: str = "n_seeds", spec: str = ".2f", pm: str = "±",
+                  dash: str = "–") -> str:
+    """``metric`` in percent (points) with its spread by the rule above: ``mean ± CI`` from 3 seeds on,
+    ``mean (min–max)`` with 2, ``mean`` with 1, ``—`` when missing. ``spec`` formats the mean and the
+    range (``+.2f`` for a signed Δ); the interval's half-width is written unsigned."""
+    if is_missing(row[metric]):
+        return "—"
+    text = format(100 * row[metric], spec)
+    kind = spread_kind(row.get(count, 0))
+    ci = row.get(f"{metric}_ci95")
+    if kind == INTERVAL and not is_missing(ci):
+        return f"{text} {pm} {format(100 * ci, spec.lstrip('+'))}"
+    if kind == RANGE:
+        low, high = (format(100 * row[f"{metric}_{end}"], spec) for end in ("min", "max"))
+        return f"{text} ({low}{dash}{high})"
+    return text
+
+
 def format_top1(row: pd.Series, pm: str = "±", dash: str = "–", digits: int = 2) -> str:
     """``88.75 ± 0.57`` (≥ 3 seeds), ``88.75 (88.10–89.30)`` (2 seeds), ``88.75`` (1), ``—`` (none); in %."""
-    if _missing(row["top1"]):
-        return "—"
-    text = f"{100 * row['top1']:.{digits}f}"
-    kind = spread_kind(row["n_seeds"])
-    if kind == INTERVAL and not _missing(row.get("top1_ci95")):
-        return f"{text} {pm} {100 * row['top1_ci95']:.{digits}f}"
-    if kind == RANGE:
-        return f"{text} ({100 * row['top1_min']:.{digits}f}{dash}{100 * row['top1_max']:.{digits}f})"
-    return text
+    return format_spread(row, "top1", spec=f".{digits}f", pm=pm, dash=dash)
 
 
 def describe(kind: str) -> str:

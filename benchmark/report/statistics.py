@@ -28,6 +28,11 @@ def sample_std(values: Sequence[float]) -> float:
     return statistics.stdev(xs) if len(xs) >= 2 else math.nan
 
 
+def is_missing(value) -> bool:
+    """None or NaN (Python or NumPy float): what every table prints as ``—``."""
+    return value is None or (isinstance(value, (float, np.floating)) and math.isnan(value))
+
+
 def numbers(frame: pd.DataFrame, column: str) -> pd.Series:
     """A column as floats (NaN where missing); an all-NaN series when the column is absent."""
     if column not in frame:

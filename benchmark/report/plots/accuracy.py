@@ -19,11 +19,11 @@ from matplotlib.lines import Line2D
 
 from benchmark.report.catalog import DENSE_COLOR
 from benchmark.report.markdown import significance
-from benchmark.report.plots.seeds import (bounds, draw_seed_points, floor_marks, shows_seeds, spread_legend,
-                                          trusted_limits)
+from benchmark.report.reference import reference_of
+from benchmark.report.plots.seeds import (bounds, collapsed, draw_seed_points, floor_marks, shows_seeds,
+                                          spread_legend, trusted_limits)
 from benchmark.report.plots.style import (PANEL_H, PANEL_W, Style, figure_legend, figure_title,
                                           measured_sparsity, sparsity_axis)
-from benchmark.report.spread import MIN_SEEDS_FOR_CI
 
 DELTA_HEIGHT = 0.55  # the Δ panel's height relative to the accuracy panel
 
@@ -40,7 +40,7 @@ def fig_accuracy(cells: pd.DataFrame, style: Style, seeds: pd.DataFrame,
     nrows = math.ceil(len(panels) / ncols)
     fig = Figure(figsize=(PANEL_W * ncols, PANEL_H * (1 + DELTA_HEIGHT) * nrows + 0.5), layout="constrained")
     grid = fig.add_gridspec(2 * nrows, ncols, height_ratios=[1, DELTA_HEIGHT] * nrows)
-    reference = _reference(drawable)
+    reference = reference_of(drawable)
     tops, n_floor = [], 0
     for k, panel in enumerate(panels):
         row, col = divmod(k, ncols)
@@ -60,11 +60,6 @@ def fig_accuracy(cells: pd.DataFrame, style: Style, seeds: pd.DataFrame,
     figure_title(fig, ["Top-1 test accuracy vs. measured sparsity",
                        f"(lower panels: Δ vs. {reference or 'the reference'}, paired by seed)"], ncols)
     return fig
-
-
-def _reference(cells: pd.DataFrame) -> str | None:
-    named = cells["reference"].dropna() if "reference" in cells else pd.Series(dtype=object)
-    return str(named.iloc[0]) if len(named) else None
 
 
 def _accuracy_panel(ax: Axes, cells: pd.DataFrame, style: Style, seeds: pd.DataFrame) -> int:
@@ -141,21 +136,15 @@ def _delta_panel(ax: Axes, cells: pd.DataFrame, style: Style, deltas: pd.DataFra
         kwargs = style.line(first)
         color, marker = kwargs["color"], style.marker[first["series"]]
         x, y = group["x"].to_numpy(float), 100 * group["delta_vs_reference"].to_numpy(float)
-        lows, highs = [], []
-        for yi, (_, cell) in zip(y, group.iterrows()):
-            per_seed = 100 * deltas.loc[deltas["cell_id"] == cell["cell_id"], "delta"].to_numpy(float)
-            if len(per_seed) >= MIN_SEEDS_FOR_CI:
-                ci = 100 * cell["delta_vs_reference_ci95"]
-                lows.append(yi - ci), highs.append(yi + ci)
-            else:
-                lows.append(per_seed.min() if len(per_seed) else math.nan)
-                highs.append(per_seed.max() if len(per_seed) else math.nan)
-                draw_seed_points(ax, float(cell["x"]), per_seed, color, marker)
-            if cell.get("n_at_chance", 0):
+        low, high = (100 * b for b in bounds(group, "delta_vs_reference", count="reference_pairs"))
+        for yi, lo, hi, (_, cell) in zip(y, low, high, group.iterrows()):
+            if shows_seeds(cell, count="reference_pairs"):
+                per_seed = deltas.loc[deltas["cell_id"] == cell["cell_id"], "delta"].to_numpy(float)
+                draw_seed_points(ax, float(cell["x"]), 100 * per_seed, color, marker)
+            if collapsed(cell):
                 below.append((float(cell["x"]), yi, color))
             else:
-                trusted += [yi, lows[-1], highs[-1]]
-        low, high = np.array(lows, dtype=float), np.array(highs, dtype=float)
+                trusted += [yi, lo, hi]
         ax.errorbar(x, y, yerr=[np.nan_to_num(y - low), np.nan_to_num(high - y)], color=color, marker=marker,
                     markersize=6, capsize=3, zorder=3, **{k: v for k, v in kwargs.items() if k != "color"})
         for xi, yi, hi, (_, cell) in zip(x, y, high, group.iterrows()):

@@ -10,16 +10,14 @@ one collapsed run cannot flatten every other point. Drawn only when the board ha
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from benchmark.report.plots.seeds import floor_marks, spread_legend, trusted_limits
+from benchmark.report.plots.seeds import collapsed, floor_marks, spread_legend, trusted_limits
 from benchmark.report.plots.style import Style, figure_grid, figure_legend, figure_title, sparsity_axis
-from benchmark.report.spread import INTERVAL, RANGE, spread_kind
+from benchmark.report.spread import spread_bounds
 
 PANELS = [("ap_delta_top1", "Δ top-1 (pp)"), ("ap_delta_dnr", "Δ dynamic dead rate (pp)")]
 
@@ -49,17 +47,9 @@ def fig_ap_effect(cells: pd.DataFrame, style: Style) -> Figure | None:
 
 def _bars(group: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray]:
     """Lower and upper end of each cell's bar (pp): ± the paired CI from 3 pairs, else min–max."""
-    lows, highs = [], []
-    for _, row in group.iterrows():
-        mean, kind = 100 * float(row[column]), spread_kind(row["ap_seeds"])
-        if kind == INTERVAL and not math.isnan(float(row[f"{column}_ci95"])):
-            ci = 100 * float(row[f"{column}_ci95"])
-            lows.append(mean - ci), highs.append(mean + ci)
-        elif kind == RANGE:
-            lows.append(100 * float(row[f"{column}_min"])), highs.append(100 * float(row[f"{column}_max"]))
-        else:
-            lows.append(mean), highs.append(mean)
-    return np.array(lows), np.array(highs)
+    pairs = [spread_bounds(row, column, count="ap_seeds") for _, row in group.iterrows()]
+    return (100 * np.array([p[0] for p in pairs], dtype=float),
+            100 * np.array([p[1] for p in pairs], dtype=float))
 
 
 def _panel(ax: Axes, data: pd.DataFrame, column: str, style: Style) -> int:
@@ -79,7 +69,7 @@ def _panel(ax: Axes, data: pd.DataFrame, column: str, style: Style) -> int:
                     label=f"{method} − {group['ap_base'].iloc[0]}", marker=style.marker.get(method, "o"),
                     markersize=7, linewidth=1.6, capsize=4)
         for xi, yi, lo, hi, (_, row) in zip(x, y, low, high, group.iterrows()):
-            if int(row.get("n_at_chance", 0) or 0):
+            if collapsed(row):
                 below.append((xi, yi, color))
             else:
                 trusted += [yi, lo, hi]

@@ -20,7 +20,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from benchmark.report.plots.seeds import bounds, floor_marks, spread_legend, trusted_limits
+from benchmark.report.plots.seeds import collapsed, bounds, floor_marks, spread_legend, trusted_limits
 from benchmark.report.plots.style import (Style, drop_unused, figure_grid, figure_legend, figure_title,
                                           panel_grid, pct_label, target_panels)
 
@@ -113,7 +113,7 @@ def _points(ax: Axes, cells: pd.DataFrame, style: Style) -> int:
         color, marker = style.color[cell["method"]], style.marker[cell["series"]]
         ax.errorbar([xi], [yi], yerr=[[np.nan_to_num(yi - lo)], [np.nan_to_num(hi - yi)]], color=color,
                     marker=marker, markersize=7, capsize=3, linestyle="none", label=cell["series"], zorder=3)
-        if int(cell.get("n_at_chance", 0) or 0):
+        if collapsed(cell):
             below.append((xi, yi, color))
         else:
             trusted += [yi, lo, hi]

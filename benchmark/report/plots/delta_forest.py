@@ -18,9 +18,11 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from benchmark.report.markdown import significance
-from benchmark.report.plots.seeds import SEED_MARKER_SIZE, spread_legend, trusted_limits
+from benchmark.report.reference import reference_of
+from benchmark.report.plots.seeds import (SEED_MARKER_SIZE, collapsed, shows_seeds, spread_legend,
+                                          trusted_limits)
 from benchmark.report.plots.style import Style, figure_title, panel_grid, pct_label
-from benchmark.report.spread import MIN_SEEDS_FOR_CI
+from benchmark.report.spread import spread_bounds
 
 ROW_HEIGHT = 0.42
 
@@ -37,8 +39,7 @@ def fig_delta_forest(cells: pd.DataFrame, style: Style, deltas: pd.DataFrame) ->
     for ax, panel, target, _ in places:
         _forest(ax, data[(data["panel"] == panel) & (data["target_sparsity"] == target)], style, deltas)
         ax.set_title(f"{panel} @ {pct_label(target)}", fontsize="medium")
-    given = data["reference"].dropna()
-    reference = str(given.iloc[0]) if len(given) else "the reference"
+    reference = reference_of(data) or "the reference"
     legend = [Line2D([], [], linestyle="none", marker="o", color="0.3", label="significant (Holm p < 0.05)"),
               Line2D([], [], linestyle="none", marker="o", markerfacecolor="white", markeredgecolor="0.3",
                      label="not significant")] + spread_legend(data)
@@ -56,12 +57,9 @@ def _forest(ax: Axes, rows: pd.DataFrame, style: Style, deltas: pd.DataFrame) ->
     for i, (_, cell) in enumerate(rows.iterrows()):
         color, marker = style.color[cell["method"]], style.marker[cell["series"]]
         mean = 100 * cell["delta_vs_reference"]
-        per_seed = 100 * deltas.loc[deltas["cell_id"] == cell["cell_id"], "delta"].to_numpy(float)
-        if len(per_seed) >= MIN_SEEDS_FOR_CI:
-            ci = 100 * cell["delta_vs_reference_ci95"]
-            low, high = mean - ci, mean + ci
-        else:
-            low, high = (per_seed.min(), per_seed.max()) if len(per_seed) else (math.nan, math.nan)
+        low, high = (100 * b for b in spread_bounds(cell, "delta_vs_reference", count="reference_pairs"))
+        if shows_seeds(cell, count="reference_pairs"):
+            per_seed = 100 * deltas.loc[deltas["cell_id"] == cell["cell_id"], "delta"].to_numpy(float)
             ax.plot(per_seed, np.full(len(per_seed), i), linestyle="none", marker=marker,
                     markersize=SEED_MARKER_SIZE, markerfacecolor="white", markeredgecolor=color, zorder=4)
         significant = bool(significance(cell.get("p_holm")))
@@ -73,7 +71,7 @@ def _forest(ax: Axes, rows: pd.DataFrame, style: Style, deltas: pd.DataFrame) ->
         marks = significance(cell.get("p_holm"))
         ax.annotate(f"{mean:+.2f}{marks}", xy=(high if math.isfinite(high) else mean, i), xytext=(4, 0),
                     textcoords="offset points", va="center", fontsize="x-small", color=color)
-        if int(cell.get("n_at_chance", 0) or 0):
+        if collapsed(cell):
             outside.append((i, mean, color))
         else:
             trusted += [mean, low, high]

@@ -18,7 +18,7 @@ from benchmark.report.plots.dead_units import fig_dead_units
 from benchmark.report.plots.layers import fig_layers
 from benchmark.report.plots.seeds import seed_frame
 from benchmark.report.plots.style import Style, figure_cells, history_frame, rc_context, to_pdf, to_png
-from benchmark.report.reference import paired_deltas
+from benchmark.report.reference import paired_deltas, reference_of
 from benchmark.store.files import atomic_write_bytes
 
 #: Every figure, by file stem, with the caption the HTML report prints under it.
@@ -51,12 +51,13 @@ def render_figures(runs: pd.DataFrame, results: list[dict], board: pd.DataFrame)
         return {}
     cells = figure_cells(board)
     style = Style(cells)
-    run_cell = dict(zip(runs["run_id"], cell_keys(runs))) if not runs.empty else {}
+    keys = cell_keys(runs)
+    run_cell = dict(zip(runs["run_id"], keys)) if not runs.empty else {}
     complete = [r for r in results if r.get("status") == "complete" and r.get("run_id") in run_cell]
-    seeds = seed_frame(runs)
-    reference = board["reference"].dropna()
-    deltas = (paired_deltas(with_train_config(runs), cell_keys(runs), str(reference.iloc[0]))
-              if len(reference) and not runs.empty else pd.DataFrame(columns=["cell_id", "seed", "delta"]))
+    seeds = seed_frame(runs, keys)
+    reference = reference_of(board)
+    deltas = (paired_deltas(with_train_config(runs), keys, reference) if reference and not runs.empty
+              else pd.DataFrame(columns=["cell_id", "seed", "delta"]))
     builders: dict[str, Callable[[], Figure | None]] = {
         "sparsity_vs_accuracy": lambda: fig_accuracy(cells, style, seeds, deltas),
         "delta_forest": lambda: fig_delta_forest(cells, style, deltas),

@@ -24,29 +24,38 @@ SEED_MARKER_SIZE = 3.5
 FLOOR_MARKER = "v"
 
 
-def seed_frame(runs: pd.DataFrame) -> pd.DataFrame:
-    """Every complete run: ``cell_id``, ``seed``, ``top1``, ``sparsity``, ``at_chance``."""
+def seed_frame(runs: pd.DataFrame, keys: pd.Series | None = None) -> pd.DataFrame:
+    """Every complete run: ``cell_id``, ``seed``, ``top1``, ``sparsity``, ``at_chance``; ``keys`` are the
+    runs' cell ids when the caller has them (:func:`benchmark.report.cells.cell_keys`)."""
     columns = ["cell_id", "seed", "top1", "sparsity", "at_chance"]
     if runs.empty:
         return pd.DataFrame(columns=columns)
+    keys = cell_keys(runs) if keys is None else keys
     complete = runs[runs["status"] == "complete"]
-    frame = pd.DataFrame({"cell_id": cell_keys(complete), "seed": complete.get("seed"),
+    frame = pd.DataFrame({"cell_id": keys[complete.index], "seed": complete.get("seed"),
                           "top1": numbers(complete, "top1"), "sparsity": numbers(complete, "sparsity"),
                           "at_chance": at_chance(complete)})
     return frame.reindex(columns=columns)
 
 
-def bounds(cells: pd.DataFrame, metric: str = "top1") -> tuple[np.ndarray, np.ndarray]:
-    """Per cell, the lower and upper end of its error bar (NaN for one seed), as arrays."""
-    pairs = [spread_bounds(row, metric) for _, row in cells.iterrows()]
+def bounds(cells: pd.DataFrame, metric: str = "top1",
+           count: str = "n_seeds") -> tuple[np.ndarray, np.ndarray]:
+    """Per cell, the lower and upper end of its error bar (NaN for one seed), as arrays
+    (:func:`benchmark.report.spread.spread_bounds`)."""
+    pairs = [spread_bounds(row, metric, count) for _, row in cells.iterrows()]
     low = np.array([p[0] for p in pairs], dtype=float)
     high = np.array([p[1] for p in pairs], dtype=float)
     return low, high
 
 
-def shows_seeds(cell: pd.Series) -> bool:
-    """Whether a cell's seeds are drawn one by one (fewer than three seeds)."""
-    return spread_kind(cell["n_seeds"]) != INTERVAL
+def collapsed(cell: pd.Series) -> bool:
+    """Whether a leaderboard cell has a run at chance (its values must not set an axis)."""
+    return int(cell.get("n_at_chance", 0) or 0) > 0
+
+
+def shows_seeds(cell: pd.Series, count: str = "n_seeds") -> bool:
+    """Whether a cell's seeds are drawn one by one (fewer than three seeds, or paired seeds)."""
+    return spread_kind(cell.get(count, 0)) != INTERVAL
 
 
 def draw_seed_points(ax: Axes, x: float, values: np.ndarray, color, marker: str) -> None:
