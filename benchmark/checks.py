@@ -73,17 +73,19 @@ def cpu_cores() -> int:
         return os.cpu_count() or 1
 
 
-def resolve_executor(args: argparse.Namespace, device: torch.device) -> None:
+def resolve_executor(args: argparse.Namespace, device: torch.device, procs: int = 1) -> None:
     """Turn ``--executor auto`` and an unset ``--workers`` into what runs (in place).
 
     One policy for every entry point, so that the plain CLI and ``make bench`` share their runs:
     on a CPU, one worker process per core with one thread each (1.8× the throughput of one
-    two-thread run at a time on the quick grid); on a GPU, one run at a time in this process.
+    two-thread run at a time on the quick grid) — one per ``procs`` cores when each run is
+    ``procs`` processes; on a GPU, one run at a time in this process.
     """
     if args.executor == "auto":
         args.executor = "local" if device.type == "cpu" else "inline"
     if args.workers is None:
-        args.workers = cpu_cores() if args.executor == "local" and device.type == "cpu" else 1
+        local_cpu = args.executor == "local" and device.type == "cpu"
+        args.workers = max(1, cpu_cores() // procs) if local_cpu else 1
 
 
 def execution_problems(args: argparse.Namespace) -> list[str]:
@@ -110,21 +112,24 @@ def execution_problems(args: argparse.Namespace) -> list[str]:
     return problems
 
 
-def oversubscription_problem(args: argparse.Namespace, threads: int) -> str | None:
-    """Why ``threads`` per run on ``args.workers`` concurrent runs would oversubscribe this machine's
-    cores (None when it does not, when asked for with ``--oversubscribe``, or on a cluster)."""
+def oversubscription_problem(args: argparse.Namespace, threads: int, procs: int = 1) -> str | None:
+    """Why ``threads`` per process on ``args.workers`` concurrent runs of ``procs`` processes would
+    oversubscribe this machine's cores (None when it does not, when asked for with
+    ``--oversubscribe``, or on a cluster)."""
     if args.oversubscribe or args.executor not in LOCAL_EXECUTORS:
         return None
     concurrent = args.workers if args.executor == "local" else 1
     cores = cpu_cores()
-    if threads * concurrent <= cores:
+    if threads * concurrent * procs <= cores:
         return None
-    return (f"--threads {threads} × {concurrent} concurrent run(s) is more than this machine's {cores} "
+    each = f" × {procs} processes" if procs > 1 else ""
+    return (f"--threads {threads} × {concurrent} concurrent run(s){each} is more than this machine's {cores} "
             f"cores (every run would be several times slower); lower it or pass --oversubscribe")
 
 
-def default_threads(args: argparse.Namespace) -> int:
-    """CPU threads per run: the cores shared by the concurrent runs, so they never oversubscribe.
+def default_threads(args: argparse.Namespace, procs: int = 1) -> int:
+    """CPU threads per process: the cores shared by the concurrent runs (and their ``procs`` processes
+    each), so they never oversubscribe.
 
     Measured on 2 cores (MLP, one Fashion-MNIST epoch): two processes with 2 threads each take
     ~5× longer each than one alone (OpenMP threads spin against each other); with 1 thread each,
@@ -133,7 +138,35 @@ def default_threads(args: argparse.Namespace) -> int:
     if args.executor in ("ray", "submitit"):
         return max(1, int(args.cpus_per_run))
     concurrent = args.workers if args.executor == "local" else 1
-    return max(1, cpu_cores() // concurrent)
+    return max(1, cpu_cores() // (concurrent * procs))
+
+
+def procs_problems(procs: int, batch_size: int, device_name: str, device: torch.device) -> list[str]:
+    """Why runs of ``procs`` processes cannot run as configured (empty when they can, or for 1)."""
+    if procs == 1:
+        return []
+    problems = []
+    if not torch.distributed.is_available():
+        problems.append("--procs-per-run needs torch.distributed, which this PyTorch build lacks")
+    if device.type == "cuda" and ":" in device_name:
+        problems.append(f"--procs-per-run {procs} gives each process its own GPU: use --device auto or cuda, "
+                        f"not {device_name}")
+    elif device.type == "cuda" and procs > torch.cuda.device_count():
+        problems.append(f"--procs-per-run {procs} needs {procs} GPUs, one per process; this machine has "
+                        f"{torch.cuda.device_count()}")
+    if batch_size < procs:
+        problems.append(f"--batch-size {batch_size} is smaller than --procs-per-run {procs}: every process "
+                        "takes a share of each batch")
+    return problems
+
+
+def last_batch_problem(examples: int, batch_size: int, procs: int) -> str | None:
+    """Why the last batch of an epoch cannot be shared by ``procs`` processes (None when it can)."""
+    last = examples % batch_size
+    if procs == 1 or last == 0 or last >= procs:
+        return None
+    return (f"the last batch of an epoch has {last} example(s) ({examples} % --batch-size {batch_size}), "
+            f"fewer than --procs-per-run {procs}: every process needs a share; choose another batch size")
 
 
 @dataclass(frozen=True)

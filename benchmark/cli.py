@@ -21,10 +21,10 @@ from typing import Any, Sequence
 import torch
 
 import methods
-from benchmark.execution.backends import Resources, assign_gpus
+from benchmark.execution.backends import Resources, assign_gpu_groups, assign_gpus
 from benchmark.checks import (MAX_SEED, UsageError, check_init_from, check_methods, default_threads,
-                              execution_problems, output_folder, oversubscription_problem, resolve_executor,
-                              sample_cpu, unknown_name, warn_if_busy)
+                              execution_problems, last_batch_problem, output_folder, oversubscription_problem,
+                              procs_problems, resolve_executor, sample_cpu, unknown_name, warn_if_busy)
 from benchmark.data.folder import FOLDER_PREFIX
 from benchmark.data.registry import DataUnavailableError, available_datasets, load_dataset
 from benchmark.execution.executors import GridSummary, StoreWriteError, execute
@@ -171,7 +171,7 @@ def _main(argv: Sequence[str] | None) -> int:
     warn_if_busy(started)
     resources = Resources(workers=args.workers, gpus_per_run=args.gpus_per_run,
                           cpus_per_run=args.cpus_per_run, slurm_partition=args.slurm_partition,
-                          slurm_timeout_min=args.slurm_timeout_min)
+                          slurm_timeout_min=args.slurm_timeout_min, procs_per_run=specs[0].procs_per_run)
     summary = execute(specs, store, executor=args.executor, force=args.force, resources=resources,
                       show_progress=not args.no_progress)
     from benchmark.report.writer import write_reports  # pandas, scipy: only once the grid ran
@@ -207,20 +207,28 @@ def prepare(args: argparse.Namespace) -> tuple[list[RunSpec], RunStore]:
     problems = execution_problems(args)
     if not args.out.strip():
         problems.append("--out must name a folder")
+    procs = cfg["procs_per_run"]
     try:
         device = resolve_device(cfg["device"])
+        problems += procs_problems(procs, cfg["batch_size"], cfg["device"], device)
     except ValueError as err:
         problems.append(str(err))
+    if procs > 1 and args.gpus_per_run is not None:
+        problems.append("--gpus-per-run shares a GPU between one-process runs; with --procs-per-run each "
+                        "process has a whole GPU")
     if problems:
         raise UsageError.of(problems)
-    resolve_executor(args, device)
+    resolve_executor(args, device, procs)
     if args.executor == "local":
         try:
-            assign_gpus(args.workers, torch.cuda.device_count(), args.gpus_per_run)
+            if procs > 1:
+                assign_gpu_groups(args.workers, torch.cuda.device_count(), procs)
+            else:
+                assign_gpus(args.workers, torch.cuda.device_count(), args.gpus_per_run)
         except ValueError as err:
             raise UsageError(str(err)) from None
-    cfg["threads"] = cfg["threads"] or default_threads(args)
-    crowded = oversubscription_problem(args, cfg["threads"])
+    cfg["threads"] = cfg["threads"] or default_threads(args, procs)
+    crowded = oversubscription_problem(args, cfg["threads"], procs)
     if crowded:
         raise UsageError(crowded)
     try:
@@ -229,6 +237,9 @@ def prepare(args: argparse.Namespace) -> tuple[list[RunSpec], RunStore]:
                                download=not args.no_download)
     except ValueError as err:
         raise UsageError(str(err)) from None
+    uneven = last_batch_problem(len(dataset.train), cfg["batch_size"], procs)
+    if uneven:
+        raise UsageError(uneven)
     method_names = list(cfg["methods"])
     if not args.no_dense_reference and "dense" not in method_names:
         method_names.insert(0, "dense")

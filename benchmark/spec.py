@@ -7,8 +7,9 @@ different numbers, and a grid resumed with another thread count must not mix the
 hyperparameters enter the id fully resolved (defaults included), so changing a method's default
 re-runs it instead of silently reusing stale results. The hash is pinned by a test: renaming a field fails CI.
 
-A semantic field that is ``None`` is left out of the hash: a setting added after results exist
-(``init_weights``) changes no run id until it is used. ``--init-from`` is two fields: where the
+A semantic field that is ``None`` (or its declared ``neutral`` value) is left out of the hash: a
+setting added after results exist (``init_weights``, ``procs_per_run``) changes no run id until it is
+used. ``--init-from`` is two fields: where the
 weights are (``init_from``, a path or ``tv-weights:NAME``; not semantic, so a copied file is the
 same run) and what they are (``init_weights``, ``sha256:<hex>`` of the file's bytes or the
 resolved ``tv-weights:<Enum>.<NAME>``; semantic), which the CLI fills in when it plans the grid.
@@ -24,15 +25,17 @@ from typing import Any, Iterable, Sequence
 
 def setting(default: Any = dataclasses.MISSING, help: str = "", *, semantic: bool, group: str | None = None,
             low: float | None = None, high: float | None = None, low_open: bool = False,
-            high_open: bool = False, default_factory: Any = dataclasses.MISSING) -> Any:
+            high_open: bool = False, default_factory: Any = dataclasses.MISSING,
+            neutral: Any = None) -> Any:
     """A ``RunSpec`` field with everything the rest of the harness derives from it.
 
     ``semantic`` puts it in the run id; ``group`` (``data``, ``training``, ``execution``) makes it a
     CLI flag in that group (``--batch-size`` for ``batch_size``), resolved flag → preset → this
     default; ``low``/``high`` bound it (open ends with ``low_open``/``high_open``), checked with
     one line naming the flag. Fields without a group (method, sparsity, seed) come from the grid.
+    A semantic field equal to ``neutral`` (or None) is left out of the run id, like an unset one.
     """
-    metadata = {"semantic": semantic, "group": group, "help": help,
+    metadata = {"semantic": semantic, "group": group, "help": help, "neutral": neutral,
                 "bounds": (low, high, low_open, high_open) if low is not None or high is not None else None}
     return field(default=default, default_factory=default_factory, metadata=metadata)
 
@@ -72,6 +75,12 @@ class RunSpec:
     #: CPU threads the run computes with (torch.set_num_threads): on a CPU the numbers depend on it.
     threads: int = setting(1, "CPU threads per run (default: cores ÷ concurrent runs); part of the run id, "
                            "because results on a CPU depend on it", semantic=True, group="execution", low=1)
+    #: Processes computing one run with distributed data parallel (1: no DDP, left out of the run id).
+    procs_per_run: int = setting(1, "processes per run, each on its own GPU (on a CPU: gloo processes "
+                                 "sharing the cores), with distributed data parallel over the global "
+                                 "batch; part of the run id when above 1 (each process normalises "
+                                 "BatchNorm over its share of the batch)", semantic=True, group="execution",
+                                 low=1, neutral=1)
     #: What the run starts from (None: the seeded initialisation): ``sha256:<hex>`` of the ``init_from``
     #: file, or ``tv-weights:<Enum>.<NAME>``. Set by the planner (:mod:`benchmark.engine.init_from`).
     init_weights: str | None = setting(None, semantic=True)
@@ -99,7 +108,7 @@ class RunSpec:
         out = {}
         for name in SEMANTIC_FIELDS:
             value = getattr(self, name)
-            if value is None:  # unset optional setting: not part of the id (older ids stay valid)
+            if value is None or value == _NEUTRAL[name]:  # unset: not in the id (older ids stay valid)
                 continue
             if name == "method_hparams":
                 value = {k: value[k] for k in sorted(value)}
@@ -139,6 +148,7 @@ class RunSpec:
 SEMANTIC_FIELDS = tuple(f.name for f in dataclasses.fields(RunSpec) if f.metadata["semantic"])
 #: Fields a flag, a preset or the default sets (the CLI's data, training and execution settings).
 SETTINGS = tuple(f for f in dataclasses.fields(RunSpec) if f.metadata["group"] is not None)
+_NEUTRAL = {f.name: f.metadata["neutral"] for f in dataclasses.fields(RunSpec)}
 _FLOAT_FIELDS = {f.name for f in dataclasses.fields(RunSpec) if f.type == "float"}
 _INT_FIELDS = {f.name for f in dataclasses.fields(RunSpec) if f.type == "int"}
 

@@ -102,11 +102,18 @@ class ActivationMonitor:
     def reset_zeros(self) -> None:
         self._nonzero, self._entries = None, 0
 
-    def zero_rate(self) -> float:
-        """Zero entries / all entries since the last reset (NaN if nothing was seen)."""
-        if not self._entries:
-            return float("nan")
-        return 1.0 - float(self._nonzero) / self._entries
+    def zero_rate(self, reduce: Callable[[Tensor], Tensor] | None = None) -> float:
+        """Zero entries / all entries since the last reset (NaN if nothing was seen).
+
+        ``reduce`` (a sum over the processes of a data-parallel run) is applied to the counts —
+        a float64 tensor (non-zero entries, entries) — before the rate is taken.
+        """
+        nonzero = 0.0 if self._nonzero is None else float(self._nonzero)
+        counts = torch.tensor([nonzero, float(self._entries)], dtype=torch.float64)
+        if reduce is not None:
+            counts = reduce(counts)
+        nonzero, entries = counts.tolist()
+        return 1.0 - nonzero / entries if entries else float("nan")
 
     # static dead units ---------------------------------------------------------------------
     def reset_units(self) -> None:
@@ -115,6 +122,11 @@ class ActivationMonitor:
     def dead_units(self) -> dict[str, Tensor]:
         """Per activation module, a bool tensor (units,): True where the signal never exceeded eps."""
         return {name: (m <= self.eps) for name, m in self._unit_max.items()}
+
+    def reduce_units(self, reduce: Callable[[Tensor], Tensor]) -> None:
+        """Replace each module's per-unit maxima by ``reduce`` of them (a max over the processes of a
+        data-parallel run, each of which saw its own share of the data)."""
+        self._unit_max = {name: reduce(m.clone()) for name, m in self._unit_max.items()}
 
     def dead_unit_rate(self) -> float:
         """Statically dead units / all units seen (NaN if nothing was seen)."""

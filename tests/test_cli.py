@@ -195,6 +195,11 @@ CORE_METHODS = ("demp, dense, dnr, gmp, granet, granet-st, grda, imp, magnitude,
     (["--momentum", "1.5"], "--momentum must be in [0, 1), got 1.5"),
     pytest.param(["--gpus-per-run", "0.5"], "--gpus-per-run needs a GPU, and this machine has none",
                  marks=pytest.mark.skipif(not NO_CUDA, reason="this machine has CUDA")),
+    (["--procs-per-run", "0"], "--procs-per-run must be ≥ 1, got 0"),
+    (["--procs-per-run", "2", "--batch-size", "1"], "--batch-size 1 is smaller than --procs-per-run 2"),
+    (["--procs-per-run", "2", "--batch-size", "2047"],
+     "the last batch of an epoch has 1 example(s) (2048 % --batch-size 2047), fewer than --procs-per-run 2"),
+    (["--procs-per-run", "64"], "× 64 processes is more than this machine's"),
 ])
 def test_bad_input_is_one_line_with_exit_code_2_and_writes_nothing(tmp_path, capsys, args, message):
     out = tmp_path / "never"

@@ -4,17 +4,19 @@ import json
 import shutil
 import urllib.error
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 
 import methods
+from benchmark.checks import UsageError, check_init_from
 from benchmark.cli import main, prepare
 from benchmark.data.registry import load_dataset
 from benchmark.engine.checkpoint import save_checkpoint
 from benchmark.engine.device import Precision
 from benchmark.engine.init_from import (InitFromError, fit_problem, load_initial_weights, read_weights,
-                                        resolve_tv_weights, state_dict_of, tv_identity)
+                                        replaced_head, resolve_tv_weights, state_dict_of, tv_identity)
 from benchmark.engine.train import build
 from benchmark.execution.executors import execute
 from benchmark.flags import build_parser
@@ -226,3 +228,92 @@ def test_a_run_loads_tv_weights_by_their_resolved_name(monkeypatch):
     load_initial_weights(model, spec)
     assert fetched and "resnet18" in fetched[0]
     assert torch.equal(model.state_dict()["fc1.weight"], trained_state()["fc1.weight"])
+
+
+#: A data set of 10 classes whose images keep torchvision's ImageNet stem (> 64 px).
+TEN_CLASSES = SimpleNamespace(name="ten-classes", in_shape=(3, 96, 96), num_classes=10)
+TV_SPEC = RunSpec(model="tv:resnet18", seed=3, init_from="tv-weights:DEFAULT",
+                  init_weights="tv-weights:ResNet18_Weights.IMAGENET1K_V1")
+
+
+def published_resnet18() -> dict[str, torch.Tensor]:
+    """A stand-in for torchvision's ImageNet resnet18 weights: 1000 classes, another seed, rescaled."""
+    import torchvision
+    torch.manual_seed(11)
+    state = torchvision.models.resnet18(num_classes=1000).state_dict()
+    return {k: v.mul(1.5).add(0.01) if v.is_floating_point() else v + 5 for k, v in state.items()}
+
+
+def publish(monkeypatch, state: dict[str, torch.Tensor]) -> None:
+    import torchvision.models._api as tv_api
+    monkeypatch.setattr(tv_api, "load_state_dict_from_url", lambda url, *a, **k: dict(state))
+
+
+def test_tv_weights_on_other_classes_keep_every_tensor_but_a_fresh_seeded_head(monkeypatch):
+    published = published_resnet18()
+    publish(monkeypatch, published)
+    weights = check_init_from(dataclasses.replace(TV_SPEC, init_weights=None), TEN_CLASSES)
+    assert weights.spec_fields() == {"init_from": TV_SPEC.init_from, "init_weights": TV_SPEC.init_weights}
+    model, _ = build(TV_SPEC, TEN_CLASSES, torch.device("cpu"))
+    state = model.state_dict()
+    assert state.keys() == published.keys()
+    for key in published.keys() - {"fc.weight", "fc.bias"}:
+        assert state[key].dtype == published[key].dtype and torch.equal(state[key], published[key]), key
+    assert published["fc.weight"].shape == (1000, 512) and state["fc.weight"].shape == (10, 512)
+    plain = dataclasses.replace(TV_SPEC, init_from=None, init_weights=None)
+    for _ in range(2):  # the seeded head, the same as without --init-from, every time
+        seeded = build(plain, TEN_CLASSES, torch.device("cpu"))[0].state_dict()
+        assert torch.equal(state["fc.weight"], seeded["fc.weight"]) and torch.equal(state["fc.bias"],
+                                                                                    seeded["fc.bias"])
+    other_seed = build(dataclasses.replace(plain, seed=4), TEN_CLASSES, torch.device("cpu"))[0]
+    assert not torch.equal(state["fc.weight"], other_seed.state_dict()["fc.weight"])
+
+
+def test_tv_weights_on_a_thousand_classes_load_the_published_head(monkeypatch):
+    published = published_resnet18()
+    publish(monkeypatch, published)
+    weights = read_weights("tv-weights:DEFAULT", "tv:resnet18")
+    with torch.device("meta"):
+        meta = get_model("tv:resnet18", (3, 96, 96), 1000).state_dict()
+    assert replaced_head(meta, weights.state_dict) == () and fit_problem(meta, weights.state_dict) is None
+    torch.manual_seed(0)
+    model = get_model("tv:resnet18", (3, 96, 96), 1000)
+    load_initial_weights(model, TV_SPEC)
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in published.items())
+
+
+@pytest.mark.parametrize("edit, problem", [
+    (lambda s: s.update({"conv1.weight": torch.zeros(64, 3, 5, 5)}),
+     "1 shape mismatch: conv1.weight (file 64×3×5×5, model 64×3×7×7)"),
+    (lambda s: s.update({"fc.weight": torch.zeros(1000, 256)}),
+     "2 shape mismatches: fc.weight (file 1000×256, model 10×512), fc.bias (file 1000, model 10)"),
+    (lambda s: s.pop("fc.bias"), "1 missing key: fc.bias; 1 shape mismatch: fc.weight (file 1000×512, "
+                                 "model 10×512)"),
+    (lambda s: s.pop("layer1.0.bn1.running_mean"), "1 missing key: layer1.0.bn1.running_mean"),
+])
+def test_tv_weights_mismatching_elsewhere_are_refused_in_one_line(monkeypatch, edit, problem):
+    published = published_resnet18()
+    edit(published)
+    publish(monkeypatch, published)
+    with pytest.raises(UsageError) as planned_error:
+        check_init_from(dataclasses.replace(TV_SPEC, init_weights=None), TEN_CLASSES)
+    assert str(planned_error.value) == ("--init-from tv-weights:DEFAULT does not fit model tv:resnet18 on "
+                                        f"ten-classes: {problem}")
+    with pytest.raises(InitFromError) as run_error:
+        build(TV_SPEC, TEN_CLASSES, torch.device("cpu"))
+    assert str(run_error.value) == ("--init-from tv-weights:ResNet18_Weights.IMAGENET1K_V1 does not fit "
+                                    f"model tv:resnet18: {problem}")
+
+
+def test_a_file_with_another_head_is_refused(tmp_path):
+    path = tmp_path / "imagenet.pt"
+    torch.save(published_resnet18(), path)
+    problem = "2 shape mismatches: fc.weight (file 1000×512, model 10×512), fc.bias (file 1000, model 10)"
+    with pytest.raises(UsageError) as planned_error:
+        check_init_from(dataclasses.replace(TV_SPEC, init_from=str(path), init_weights=None), TEN_CLASSES)
+    assert str(planned_error.value) == f"--init-from {path} does not fit model tv:resnet18 on ten-classes: " \
+                                       f"{problem}"
+    spec = dataclasses.replace(TV_SPEC, **read_weights(str(path), "tv:resnet18").spec_fields())
+    with pytest.raises(InitFromError) as run_error:
+        build(spec, TEN_CLASSES, torch.device("cpu"))
+    assert str(run_error.value) == f"--init-from {path} does not fit model tv:resnet18: {problem}"

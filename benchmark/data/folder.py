@@ -115,16 +115,22 @@ class FolderSplit:
             raise ImageDecodeError(last[last.find("cannot decode image"):]) from None
 
     def train_batches(self, batch_size: int, seed: int, epoch: int, order: torch.Tensor,
-                      drop_last: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Batches in ``order`` (the seeded permutation), each image augmented by (seed, epoch, index)."""
+                      drop_last: bool = False, shard: tuple[int, int] = (0, 1)
+                      ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Batches in ``order`` (the seeded permutation), each image augmented by (seed, epoch, index);
+        with ``shard=(rank, size)`` the rows ``rank::size`` of each batch."""
         self.images.epoch_seed = int(seed) * 1_000_003 + int(epoch)
         idx = order.tolist()
+        rank, size = shard
         stop = len(idx) - len(idx) % batch_size if drop_last else len(idx)
-        return self._loader([idx[i:i + batch_size] for i in range(0, stop, batch_size)])
+        return self._loader([idx[i:i + batch_size][rank::size] for i in range(0, stop, batch_size)])
 
-    def eval_batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        n = len(self)
-        return self._loader([list(range(i, min(i + batch_size, n))) for i in range(0, n, batch_size)])
+    def eval_batches(self, batch_size: int, part: range | None = None
+                     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Sequential batches over ``part`` of the split (all of it by default)."""
+        part = range(len(self)) if part is None else part
+        return self._loader([list(range(i, min(i + batch_size, part.stop)))
+                             for i in range(part.start, part.stop, batch_size)])
 
     def stack(self, index: Sequence[int]) -> torch.Tensor:
         """The images at ``index``, evaluation-transformed, as one tensor on the split's device."""

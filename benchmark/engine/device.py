@@ -30,6 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from benchmark.engine.world import SINGLE, World, backend_for, wrap_data_parallel
 from benchmark.store.files import utc_now
 
 
@@ -131,8 +132,9 @@ def cpu_description() -> dict[str, Any]:
             "cpu_flags": flags}
 
 
-def environment(device: torch.device, precision: Precision) -> dict[str, Any]:
-    """Where and with what a run computes (stored in its result): software, device, CPU, host."""
+def environment(device: torch.device, precision: Precision, world: World = SINGLE) -> dict[str, Any]:
+    """Where and with what a run computes (stored in its result): software, device, CPU, host, and
+    how many processes computed it (``procs``; their ``dist_backend`` when more than one)."""
     cpu = cpu_description()
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu["cpu_model"]
     return {
@@ -140,19 +142,24 @@ def environment(device: torch.device, precision: Precision) -> dict[str, Any]:
         "device_name": name, "amp": precision.enabled,
         "amp_dtype": str(precision.dtype).replace("torch.", "") if precision.dtype else None,
         "threads": torch.get_num_threads(), **cpu, "hostname": socket.gethostname(),
-        "started_at": utc_now(), "pid": os.getpid(),
+        "started_at": utc_now(), "pid": os.getpid(), "procs": world.size,
+        "dist_backend": backend_for(device) if world.distributed else None,
     }
 
 
-def prepare_model(model: nn.Module, device: torch.device, compile_model: bool = False) -> nn.Module:
-    """The model as the loop should call it: channels_last for conv nets on CUDA, compiled if asked.
+def prepare_model(model: nn.Module, device: torch.device, compile_model: bool = False,
+                  world: World = SINGLE) -> nn.Module:
+    """The model as the loop should call it: channels_last for conv nets on CUDA, wrapped in
+    ``DistributedDataParallel`` on a multi-process ``world``, compiled if asked (after the wrap,
+    as PyTorch recommends).
 
-    Returns the module to call (the compiled wrapper, or ``model`` itself); parameters, hooks and
-    the state dict stay those of ``model``.
+    Returns the module to call (the compiled wrapper, the DDP wrapper, or ``model`` itself);
+    parameters, hooks and the state dict stay those of ``model``.
     """
     if device.type == "cuda" and any(isinstance(m, nn.Conv2d) for m in model.modules()):
         model.to(memory_format=torch.channels_last)
-    return torch.compile(model) if compile_model else model
+    runner = wrap_data_parallel(model, device, world)
+    return torch.compile(runner) if compile_model else runner
 
 
 def uses_channels_last(model: nn.Module, device: torch.device) -> bool:
@@ -167,6 +174,9 @@ class Diverged(RuntimeError):
         super().__init__(f"non-finite training loss at epoch {epoch}, step {step}")
         self.epoch, self.step = epoch, step
 
+    def __reduce__(self):  # travels intact from a rank of a multi-process run to its launcher
+        return type(self), (self.epoch, self.step)
+
 
 class DivergenceGuard:
     """Spots a non-finite training loss at once, without making the step loop wait for a GPU.
@@ -176,17 +186,22 @@ class DivergenceGuard:
     without blocking, and the copy is read once its CUDA event reports it has landed (never
     waiting for it), so a diverged run stops within about ``2 × CUDA_CHECK_EVERY`` steps and names
     the exact step; :meth:`check` (end of each epoch) reads it for sure.
+
+    On a multi-process ``world`` the ranks must stop together (a rank that stopped alone would
+    leave the others waiting in a collective): every ``CUDA_CHECK_EVERY`` steps, on any device,
+    the first non-finite step of any rank is all-reduced (one scalar) and read by all.
     """
 
     CUDA_CHECK_EVERY = 50
 
-    def __init__(self, device: torch.device, steps_per_epoch: int):
+    def __init__(self, device: torch.device, steps_per_epoch: int, world: World = SINGLE):
         self.first_bad = torch.zeros((), dtype=torch.long, device=device)
-        self.every = 1 if device.type == "cpu" else self.CUDA_CHECK_EVERY
+        self.world = world
+        self.every = 1 if device.type == "cpu" and not world.distributed else self.CUDA_CHECK_EVERY
         self.steps_per_epoch = max(1, steps_per_epoch)
         self._host = self._event = None
         self._new_event = torch.cuda.Event
-        if device.type == "cuda":
+        if device.type == "cuda" and not world.distributed:
             self._host = torch.zeros((), dtype=torch.long).pin_memory()
 
     def observe(self, loss: torch.Tensor, step: int) -> None:
@@ -212,8 +227,15 @@ class DivergenceGuard:
         self._event.record()
 
     def check(self) -> None:
-        """Raise :class:`Diverged` naming the first non-finite step, if any (waits for the device)."""
-        step = int(self.first_bad)
+        """Raise :class:`Diverged` naming the first non-finite step, if any (waits for the device;
+        on a multi-process world, for the other ranks too: the earliest step of any rank)."""
+        if self.world.distributed:
+            never = torch.iinfo(torch.long).max
+            earliest = torch.where(self.first_bad > 0, self.first_bad, never)
+            step = int(self.world.min_(earliest))
+            step = 0 if step == never else step
+        else:
+            step = int(self.first_bad)
         if step:
             self._raise(step)
 

@@ -8,6 +8,13 @@ edited file is another. ``tv-weights:NAME`` is torchvision's published weights f
 named by the member ``DEFAULT`` resolves to. Files are read with ``weights_only=True``: no code in
 a downloaded file runs.
 
+Keys and shapes must match the model exactly, with one exception for ``tv-weights:`` (the transfer
+protocol of fine-tuning an ImageNet network on another data set): when the model's classifier (its
+last ``nn.Linear``, :func:`methods.masks.classifier_name`) has another number of outputs than the
+published one (1000 ImageNet classes), its ``weight`` and ``bias`` are not loaded and keep the
+model's own seeded initialisation — the same for every method of a seed — while every other tensor
+is loaded strictly. A file's weights are always loaded strictly: a mismatch there is a mistake.
+
 The CLI reads, names and checks the weights once when it plans the grid (:func:`read_weights`,
 :func:`fit_problem`); every run loads them again (:func:`load_initial_weights`) and fails with a
 clear error when the file is no longer the one planned.
@@ -25,6 +32,7 @@ from typing import Any, Mapping
 import torch
 
 from benchmark.spec import RunSpec
+from methods.masks import classifier_name
 from models.external import TORCHVISION_PREFIX
 
 #: ``--init-from tv-weights:NAME``: torchvision's published weights.
@@ -43,6 +51,19 @@ class InitFromError(ValueError):
     """Weights that cannot be read, named or loaded into the model (a one-line message)."""
 
 
+class PublishedStateDict(dict):
+    """torchvision's published ``state_dict``, knowing the module name of its classifier (the last
+    ``nn.Linear``; None if it has none): the one layer whose size may differ from the model's. Keeps
+    the ``_metadata`` (module versions) ``load_state_dict`` reads."""
+
+    def __init__(self, state: StateDict, classifier: str | None):
+        super().__init__(state)
+        self.classifier = classifier
+        metadata = getattr(state, "_metadata", None)
+        if metadata is not None:
+            self._metadata = metadata
+
+
 @dataclass(frozen=True)
 class InitialWeights:
     """Weights a grid starts from: where they are, what they are, and the tensors."""
@@ -59,7 +80,8 @@ def read_weights(source: str, model_name: str) -> InitialWeights:
     """Read and name ``--init-from``'s weights for a model named ``model_name``; InitFromError if not."""
     if source.startswith(TV_WEIGHTS):
         weights = resolve_tv_weights(model_name, source[len(TV_WEIGHTS):])
-        return InitialWeights(source, tv_identity(weights), fetch_tv_state_dict(weights))
+        state = PublishedStateDict(fetch_tv_state_dict(weights), tv_classifier(model_name))
+        return InitialWeights(source, tv_identity(weights), state)
     if not source.strip():
         raise InitFromError("--init-from must name a file (or tv-weights:NAME)")
     path = Path(source).expanduser().resolve()
@@ -71,7 +93,10 @@ def load_initial_weights(model: torch.nn.Module, spec: RunSpec) -> None:
     """Load the weights ``spec`` starts from into ``model`` (strict keys and shapes); nothing without.
 
     A file must still hash to ``spec.init_weights``: one changed since the grid was planned is an
-    error, not a run with other numbers under the old id.
+    error, not a run with other numbers under the old id. ``tv-weights:`` on a model whose classifier
+    has another number of outputs (a data set without ImageNet's 1000 classes) follow the transfer
+    protocol: the classifier's ``weight`` and ``bias`` (:func:`replaced_head`) keep the model's own
+    seeded initialisation; every other tensor is loaded, all keys and shapes matching.
     """
     if spec.init_weights is None:
         if spec.init_from is not None:
@@ -81,7 +106,8 @@ def load_initial_weights(model: torch.nn.Module, spec: RunSpec) -> None:
     if spec.init_weights.startswith(TV_WEIGHTS):
         from torchvision.models import get_weight
         source = spec.init_weights
-        state = fetch_tv_state_dict(get_weight(spec.init_weights[len(TV_WEIGHTS):]))
+        state = PublishedStateDict(fetch_tv_state_dict(get_weight(spec.init_weights[len(TV_WEIGHTS):])),
+                                   classifier_name(model))
     elif spec.init_weights.startswith(SHA256) and spec.init_from is not None:
         path = Path(spec.init_from)
         source = str(path)
@@ -95,9 +121,12 @@ def load_initial_weights(model: torch.nn.Module, spec: RunSpec) -> None:
     else:
         raise InitFromError(f"init_weights={spec.init_weights!r} is neither {SHA256}<hex> with init_from "
                             f"nor {TV_WEIGHTS}<Enum>.<MEMBER>")
-    problem = fit_problem(model.state_dict(), state)
+    own = model.state_dict()
+    problem = fit_problem(own, state)
     if problem:
         raise InitFromError(f"--init-from {source} does not fit model {spec.model}: {problem}")
+    for key in replaced_head(own, state):  # the model's own tensor: loading it changes nothing
+        state[key] = own[key]
     model.load_state_dict(state, strict=True)
 
 
@@ -126,17 +155,52 @@ def fit_problem(expected: StateDict, given: StateDict) -> str | None:
     """Which keys of ``given`` are missing, unexpected or of another shape than ``expected``'s (a
     few of each, then "and N more"), in one line; None when every key and shape matches.
 
-    ``expected`` may live on the ``meta`` device: only shapes are compared.
+    ``expected`` may live on the ``meta`` device: only shapes are compared. The classifier of
+    published weights (:class:`PublishedStateDict`) may have another number of outputs
+    (:func:`replaced_head`): the model keeps its own there.
     """
+    replaced = set(replaced_head(expected, given))
     missing = [k for k in expected if k not in given]
     unexpected = [k for k in given if k not in expected]
     mismatched = [f"{k} (file {_shape(given[k])}, model {_shape(expected[k])})" for k in expected
-                  if k in given and tuple(given[k].shape) != tuple(expected[k].shape)]
+                  if k in given and k not in replaced and tuple(given[k].shape) != tuple(expected[k].shape)]
     kinds = (("missing key", "missing keys", missing), ("unexpected key", "unexpected keys", unexpected),
              ("shape mismatch", "shape mismatches", mismatched))
     parts = [f"{len(items)} {one if len(items) == 1 else many}: {_few(items)}"
              for one, many, items in kinds if items]
     return "; ".join(parts) or None
+
+
+def replaced_head(expected: StateDict, given: StateDict) -> tuple[str, ...]:
+    """Keys the model keeps its own initialisation for (the transfer protocol): the ``weight`` and
+    ``bias`` of the classifier of published weights (``given`` a :class:`PublishedStateDict`) when only
+    its number of outputs differs from the model's — ``weight`` (N, F) for (M, F), ``bias`` (N,) for (M,)
+    or absent from both. Nothing otherwise: a file's weights, or a classifier that fits or differs in
+    another way (its inputs), is checked and loaded strictly.
+    """
+    head = getattr(given, "classifier", None)
+    if head is None:
+        return ()
+    weight, bias = f"{head}.weight", f"{head}.bias"
+    if weight not in expected or weight not in given:
+        return ()
+    new, old = tuple(expected[weight].shape), tuple(given[weight].shape)
+    if len(new) != 2 or len(old) != 2 or new[1] != old[1] or new[0] == old[0]:
+        return ()
+    if (bias in expected) != (bias in given):
+        return ()
+    if bias not in given:
+        return (weight,)
+    if tuple(expected[bias].shape) != new[:1] or tuple(given[bias].shape) != old[:1]:
+        return ()
+    return weight, bias
+
+
+def tv_classifier(model_name: str) -> str | None:
+    """Module name of the classifier of torchvision model ``tv:<arch>`` (built on ``meta``: no memory)."""
+    from torchvision.models import get_model
+    with torch.device("meta"):
+        return classifier_name(get_model(model_name[len(TORCHVISION_PREFIX):], weights=None))
 
 
 def resolve_tv_weights(model_name: str, name: str) -> Any:

@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from benchmark.data.batching import eval_batches
 from benchmark.data.containers import Split
+from benchmark.engine.world import SINGLE, World
 from methods.masks import all_prunable_weights, classifier_name, count_zeros, prunable_modules
 
 
@@ -98,6 +99,11 @@ class LayerProbe:
     def alive_inputs(self) -> dict[str, Tensor]:
         return dict(self._alive)
 
+    def share(self, world: World) -> None:
+        """Alive on any process of ``world`` (each saw its own share of the data): an input is alive
+        when it is alive on one of them."""
+        self._alive = {name: world.max_(a.to(torch.int32)).bool() for name, a in self._alive.items()}
+
     def remove(self) -> None:
         for h in self._handles:
             h.remove()
@@ -134,14 +140,15 @@ def live_macs(model: nn.Module, probe: LayerProbe) -> int:
 
 @torch.no_grad()
 def evaluate(model: nn.Module, split: Split, batch_size: int,
-             autocast: Callable[[], AbstractContextManager] = nullcontext) -> float:
-    """Top-1 accuracy: correct / examples over the whole split, in eval mode."""
+             autocast: Callable[[], AbstractContextManager] = nullcontext, world: World = SINGLE) -> float:
+    """Top-1 accuracy: correct / examples over the whole split, in eval mode. On a multi-process
+    ``world`` each process evaluates its contiguous part of the split and the counts are summed."""
     was_training = model.training
     model.eval()
     correct = torch.zeros((), dtype=torch.long, device=split.device)
-    for x, y in eval_batches(split, batch_size):
+    for x, y in eval_batches(split, batch_size, world.shard):
         with autocast():
             logits = model(x)
         correct += (logits.argmax(dim=1) == y).sum()
     model.train(was_training)
-    return int(correct) / len(split)
+    return int(world.sum_(correct)) / len(split)

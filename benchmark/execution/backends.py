@@ -16,6 +16,11 @@ disk (each worker caches them), never shipped with the task.
   worker dies is not retried: it is recorded as failed (``worker_died``), and a rerun retries it.
 - ``submitit``: the claimed runs are submitted as SLURM job arrays (submitit's local executor
   when no SLURM is found), one job per run.
+
+A run of ``procs_per_run`` N > 1 processes (distributed data parallel) holds N whole GPUs on
+every backend: a local worker is pinned to a group of N GPUs (:func:`assign_gpu_groups`), a Ray
+task asks for N GPUs, a SLURM job for N GPUs on its node; CPUs are asked for N times. The worker,
+task or job starts the run's N processes itself (:mod:`benchmark.engine.launch`).
 """
 from __future__ import annotations
 
@@ -49,6 +54,8 @@ class Resources:
     cpus_per_run: float = 1.0
     slurm_partition: str | None = None
     slurm_timeout_min: int = 720
+    #: Processes (and, on GPUs, whole GPUs) each run uses: ``RunSpec.procs_per_run``.
+    procs_per_run: int = 1
 
 
 class Backend:
@@ -148,6 +155,18 @@ def assign_gpus(workers: int, n_gpus: int, gpus_per_run: float | None) -> list[i
     return [i % n_gpus for i in range(workers)]
 
 
+def assign_gpu_groups(workers: int, n_gpus: int, procs: int) -> list[str | None]:
+    """The GPUs of each worker whose runs are ``procs`` processes: disjoint groups of ``procs`` GPUs
+    (``CUDA_VISIBLE_DEVICES`` values such as ``"2,3"``). Without GPUs every worker gets None (CPU
+    processes). More workers than there are groups is a ``ValueError`` (one line)."""
+    if n_gpus == 0:
+        return [None] * workers
+    if workers * procs > n_gpus:
+        raise ValueError(f"--workers {workers} × --procs-per-run {procs} GPUs do not fit on this machine's "
+                         f"{n_gpus} GPU(s)")
+    return [",".join(str(w * procs + i) for i in range(procs)) for w in range(workers)]
+
+
 class Local(Backend):
     """``workers`` spawned processes (:mod:`benchmark.execution.worker_pool`); each run sets its own
     CPU thread count (``spec.threads``). A worker that dies fails its own run only."""
@@ -155,8 +174,10 @@ class Local(Backend):
     def __init__(self, store: RunStore, resources: Resources):
         import torch
         self.store = store
-        self.pool = WorkerPool(assign_gpus(max(1, resources.workers), torch.cuda.device_count(),
-                                           resources.gpus_per_run))
+        workers, n_gpus = max(1, resources.workers), torch.cuda.device_count()
+        self.pool = WorkerPool(assign_gpu_groups(workers, n_gpus, resources.procs_per_run)
+                               if resources.procs_per_run > 1 else
+                               assign_gpus(workers, n_gpus, resources.gpus_per_run))
 
     def has_capacity(self) -> bool:
         return self.pool.idle() is not None
@@ -191,7 +212,10 @@ class Ray(Backend):
             ray.init(address=os.environ.get("RAY_ADDRESS"), log_to_driver=False)
         has_gpu = ray.cluster_resources().get("GPU", 0) > 0
         gpus = (resources.gpus_per_run if resources.gpus_per_run is not None else 1.0) if has_gpu else 0
-        options: dict[str, Any] = {"num_gpus": gpus, "num_cpus": resources.cpus_per_run, "max_retries": 0}
+        if resources.procs_per_run > 1 and has_gpu:
+            gpus = resources.procs_per_run  # one whole GPU per process of the run
+        options: dict[str, Any] = {"num_gpus": gpus, "max_retries": 0,
+                                   "num_cpus": resources.cpus_per_run * resources.procs_per_run}
         forwarded = {**forwarded_environment(), **plugin_environment()}
         if forwarded:  # plugins and a test's pause points reach the task's worker process
             options["runtime_env"] = {"env_vars": forwarded}
@@ -241,8 +265,10 @@ class Submitit(Backend):
         self.store = store
         self.executor = submitit.AutoExecutor(folder=store.root / "submitit" / "%j")
         gpus = math.ceil(resources.gpus_per_run) if resources.gpus_per_run else 0
-        params: dict[str, Any] = {"timeout_min": resources.slurm_timeout_min,
-                                  "cpus_per_task": max(1, math.ceil(resources.cpus_per_run)),
+        if resources.procs_per_run > 1 and gpus:
+            gpus = resources.procs_per_run  # one whole GPU per process of the run
+        cpus = max(1, math.ceil(resources.cpus_per_run * resources.procs_per_run))
+        params: dict[str, Any] = {"timeout_min": resources.slurm_timeout_min, "cpus_per_task": cpus,
                                   "gpus_per_node": gpus, "name": "prunebench"}
         if resources.slurm_partition:
             params["slurm_partition"] = resources.slurm_partition

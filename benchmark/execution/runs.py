@@ -17,10 +17,11 @@ from benchmark.plugins import load_from_environment
 from benchmark.spec import RunSpec
 from benchmark.store.schema import build_result
 
-#: Exception class names that mean the process running the run died: the local pool's, Ray's (a
-#: crashed or memory-killed worker, a lost node) and submitit's (a job that ended without a result).
+#: Exception class names that mean the process running the run died: the local pool's, a
+#: multi-process run's (one of its ranks), Ray's (a crashed or memory-killed worker, a lost node)
+#: and submitit's (a job that ended without a result).
 #: torch's CUDA ``OutOfMemoryError`` is recognised before these, by its class.
-WORKER_DEATHS = ("WorkerDied", "WorkerCrashedError", "NodeDiedError", "OutOfMemoryError",
+WORKER_DEATHS = ("WorkerDied", "RankDied", "WorkerCrashedError", "NodeDiedError", "OutOfMemoryError",
                  "UncompletedJobError", "FailedJobError")
 
 

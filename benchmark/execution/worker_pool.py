@@ -53,8 +53,9 @@ def sigint_blocked() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
-def worker_main(conn: Connection, gpu: int | None) -> None:
-    """A worker's life: pin its GPU, leave signals to the driver, run what the pipe brings."""
+def worker_main(conn: Connection, gpu: int | str | None) -> None:
+    """A worker's life: pin its GPU (or its group of GPUs, ``"2,3"``, for multi-process runs), leave
+    signals to the driver, run what the pipe brings."""
     pause_point("worker_starting")
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -77,10 +78,13 @@ def worker_main(conn: Connection, gpu: int | None) -> None:
 class Worker:
     """One worker process and the run it holds (None when idle)."""
 
-    def __init__(self, ctx: Any, gpu: int | None) -> None:
+    def __init__(self, ctx: Any, gpu: int | str | None) -> None:
         self.gpu = gpu
         self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=worker_main, args=(child, gpu), daemon=True,
+        # Not daemonic: a worker starts the processes of a multi-process run (daemonic processes may
+        # have no children). The pool stops its workers itself (stop, close), and a worker whose
+        # driver is gone exits when its pipe closes.
+        self.process = ctx.Process(target=worker_main, args=(child, gpu), daemon=False,
                                    name="prunebench-worker")
         with sigint_blocked():
             self.process.start()
@@ -100,9 +104,9 @@ class Worker:
 
 
 class WorkerPool:
-    """``gpus`` workers (one per entry: its GPU index, or None on a CPU), replaced when one dies."""
+    """``gpus`` workers (one per entry: its GPU index or group, or None on a CPU), replaced when one dies."""
 
-    def __init__(self, gpus: list[int | None]) -> None:
+    def __init__(self, gpus: list[int | str | None]) -> None:
         self.ctx = mp.get_context("spawn")
         # Started with the first process otherwise — and starting it unblocks SIGINT in this
         # process, which would undo sigint_blocked() for that first worker.

@@ -2,6 +2,7 @@
 
     python -m benchmark.perf --grid            # sequential vs --workers N wall time (any machine)
     python -m benchmark.perf --gpu             # with CUDA: ResNet-18 epochs and packed-run throughput
+    python -m benchmark.perf --procs N         # one run on 1 vs N processes (--procs-per-run)
 
 *Grid*: the same small grid (Fashion-MNIST MLP, the quick preset's methods, 2 epochs) runs twice
 into fresh stores: once one run after another with all cores per run (``inline``), once on
@@ -14,9 +15,14 @@ harness epoch against a bare loop with the same AMP (bf16) and channels_last, as
 :func:`benchmark.perf.speed.epoch_ratios` does on a CPU; then the throughput (images/s over all runs)
 of 1, 2, 4 and 8 dense runs packed on one GPU as local workers (``--gpus-per-run 1/N``), counted
 over the slowest run's training time (start-up excluded).
+
+*Processes per run*: one ``gmp`` run at 90% computed by one process (all cores, or one GPU) and by
+N data-parallel processes (cores ÷ N threads each, or one GPU each), the same global batch; the
+printed ratio is the median training epoch (the first left out) of N processes over one.
 """
 from __future__ import annotations
 
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -24,8 +30,9 @@ from pathlib import Path
 from benchmark.execution.backends import Resources
 from benchmark.checks import cpu_cores
 from benchmark.execution.executors import execute
+from benchmark.engine import train
 from benchmark.presets import SEED_METHODS
-from benchmark.spec import plan_grid
+from benchmark.spec import RunSpec, plan_grid
 from benchmark.store.run_store import RunStore
 
 GRID = dict(dataset="fashion-mnist", model="mlp", epochs=2, batch_size=128, lr=0.1, weight_decay=1e-4)
@@ -71,4 +78,19 @@ def gpu_packing_throughput(counts: tuple[int, ...] = (1, 2, 4, 8), epochs: int =
             # (process start-up and data generation left out, as in a long grid)
             slowest = max(r["metrics"]["train_time_s"] for r in store.results())
         out[n] = n * epochs * n_train / slowest
+    return out
+
+
+def procs_epoch_times(procs: int, model: str = "lenet5", dataset: str = "fashion-mnist", epochs: int = 3,
+                      device: str = "auto", batch_size: int = 128) -> dict[int, float]:
+    """Median training seconds per epoch (the first left out) of one gmp run on 1 and on ``procs``
+    processes; on a CPU the cores are shared out (cores ÷ processes threads each)."""
+    cores = cpu_cores()
+    out = {}
+    for n in (1, procs):
+        spec = RunSpec(dataset=dataset, model=model, method="gmp", target_sparsity=0.9, epochs=epochs,
+                       batch_size=batch_size, eval_every=0, device=device, procs_per_run=n,
+                       threads=max(1, cores // n))
+        history = train.run(spec)["history"]
+        out[n] = statistics.median(h["epoch_time_s"] for h in history[1:])
     return out

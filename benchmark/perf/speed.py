@@ -200,11 +200,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--grid", action="store_true",
                    help="only time a small grid sequentially vs on --workers processes")
     p.add_argument("--workers", type=int, default=2, help="worker processes for --grid (default 2)")
+    p.add_argument("--procs", type=int, default=None, metavar="N",
+                   help="only time one run (the last of --models) on 1 vs N processes (--procs-per-run)")
     p.add_argument("--gpu", action="store_true",
                    help="only the CUDA figures: ResNet-18 epochs per method and packed-run throughput")
     args = p.parse_args(argv)
     if args.grid:
         return _grid_report(args.workers)
+    if args.procs is not None:
+        return _procs_report(args.procs, args.models[-1], args.device, args.batch_size)
     device = resolve_device(args.device)
     if args.gpu:
         return _gpu_report(args.methods, args.epochs, args.batch_size, device)
@@ -237,6 +241,15 @@ def _grid_report(workers: int) -> int:
     print(f"grid of {t['sequential_runs']} runs (Fashion-MNIST MLP, 2 epochs): one after another "
           f"{t['sequential']:.1f} s; {workers} workers {t['packed']:.1f} s; ratio {ratio:.2f} "
           f"({1 / ratio:.2f}x the throughput)")
+    return 0
+
+
+def _procs_report(procs: int, model: str, device: str, batch_size: int) -> int:
+    from benchmark.perf.scale import procs_epoch_times
+    t = procs_epoch_times(procs, model=model, device=device, batch_size=batch_size)
+    print(f"{model} on Fashion-MNIST, gmp 90%, batch {batch_size} ({device}): one process {t[1]:.2f} s per "
+          f"epoch; {procs} processes {t[procs]:.2f} s; ratio {t[procs] / t[1]:.2f} "
+          f"({t[1] / t[procs]:.2f}x the speed)")
     return 0
 
 

@@ -15,8 +15,8 @@ from benchmark.store.merge import Conflict, FolderRecords
 #: Environment keys that differ from run to run by nature (not an environment difference).
 PER_RUN_KEYS = ("started_at", "pid")
 #: Environment keys shown first, in this order (others follow, sorted).
-ENV_ORDER = ("python", "torch", "device", "device_name", "amp", "amp_dtype", "threads", "cpu_model",
-             "cpu_capability", "hostname", "git_commit")
+ENV_ORDER = ("python", "torch", "device", "device_name", "amp", "amp_dtype", "threads", "procs",
+             "dist_backend", "cpu_model", "cpu_capability", "hostname", "git_commit")
 
 
 def commands_html(folders: Sequence[FolderRecords], run_ids: Iterable[str]) -> str:
