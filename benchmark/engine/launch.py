@@ -202,6 +202,9 @@ def _rank_main(entry: Entry, args: tuple, env: dict[str, str], backend: str, con
             conn.send(("progress", values))
 
     try:
+        if backend == "nccl":  # NCCL binds a rank to the GPU current when the group forms
+            import torch
+            torch.cuda.set_device(world.local_rank)
         dist.init_process_group(backend, init_method="env://", timeout=COLLECTIVE_TIMEOUT)
         result = entry(world, report, *args)
         conn.send(("result", result if world.is_main else None))
