@@ -141,11 +141,15 @@ def default_threads(args: argparse.Namespace, procs: int = 1) -> int:
     return max(1, cpu_cores() // (concurrent * procs))
 
 
-def procs_problems(procs: int, batch_size: int, device_name: str, device: torch.device) -> list[str]:
+def procs_problems(procs: int, batch_size: int, device_name: str, device: torch.device,
+                   gpus_per_run: float | None = None) -> list[str]:
     """Why runs of ``procs`` processes cannot run as configured (empty when they can, or for 1)."""
     if procs == 1:
         return []
     problems = []
+    if gpus_per_run is not None:
+        problems.append("--gpus-per-run shares a GPU between one-process runs; with --procs-per-run each "
+                        "process has a whole GPU")
     if not torch.distributed.is_available():
         problems.append("--procs-per-run needs torch.distributed, which this PyTorch build lacks")
     if device.type == "cuda" and ":" in device_name:

@@ -21,7 +21,7 @@ from typing import Any, Sequence
 import torch
 
 import methods
-from benchmark.execution.backends import Resources, assign_gpu_groups, assign_gpus
+from benchmark.execution.backends import Resources, worker_gpus
 from benchmark.checks import (MAX_SEED, UsageError, check_init_from, check_methods, default_threads,
                               execution_problems, last_batch_problem, output_folder, oversubscription_problem,
                               procs_problems, resolve_executor, sample_cpu, unknown_name, warn_if_busy)
@@ -169,9 +169,7 @@ def _main(argv: Sequence[str] | None) -> int:
     _record_command(store, sys.argv[1:] if argv is None else argv, specs)
     _warn_untrusted(store, [s.run_id for s in specs], "it will be computed again")
     warn_if_busy(started)
-    resources = Resources(workers=args.workers, gpus_per_run=args.gpus_per_run,
-                          cpus_per_run=args.cpus_per_run, slurm_partition=args.slurm_partition,
-                          slurm_timeout_min=args.slurm_timeout_min, procs_per_run=specs[0].procs_per_run)
+    resources = resources_of(args, specs[0].procs_per_run)
     summary = execute(specs, store, executor=args.executor, force=args.force, resources=resources,
                       show_progress=not args.no_progress)
     from benchmark.report.writer import write_reports  # pandas, scipy: only once the grid ran
@@ -193,6 +191,13 @@ def _main(argv: Sequence[str] | None) -> int:
     return 0
 
 
+def resources_of(args: argparse.Namespace, procs: int) -> Resources:
+    """What one run may use, from the execution flags (``procs``: processes per run)."""
+    return Resources(workers=args.workers, gpus_per_run=args.gpus_per_run, cpus_per_run=args.cpus_per_run,
+                     slurm_partition=args.slurm_partition, slurm_timeout_min=args.slurm_timeout_min,
+                     procs_per_run=procs)
+
+
 def prepare(args: argparse.Namespace) -> tuple[list[RunSpec], RunStore]:
     """Validate everything that can be checked before a run starts; the planned specs and the store.
 
@@ -210,21 +215,15 @@ def prepare(args: argparse.Namespace) -> tuple[list[RunSpec], RunStore]:
     procs = cfg["procs_per_run"]
     try:
         device = resolve_device(cfg["device"])
-        problems += procs_problems(procs, cfg["batch_size"], cfg["device"], device)
+        problems += procs_problems(procs, cfg["batch_size"], cfg["device"], device, args.gpus_per_run)
     except ValueError as err:
         problems.append(str(err))
-    if procs > 1 and args.gpus_per_run is not None:
-        problems.append("--gpus-per-run shares a GPU between one-process runs; with --procs-per-run each "
-                        "process has a whole GPU")
     if problems:
         raise UsageError.of(problems)
     resolve_executor(args, device, procs)
     if args.executor == "local":
         try:
-            if procs > 1:
-                assign_gpu_groups(args.workers, torch.cuda.device_count(), procs)
-            else:
-                assign_gpus(args.workers, torch.cuda.device_count(), args.gpus_per_run)
+            worker_gpus(resources_of(args, procs), torch.cuda.device_count())
         except ValueError as err:
             raise UsageError(str(err)) from None
     cfg["threads"] = cfg["threads"] or default_threads(args, procs)

@@ -86,9 +86,13 @@ def run(spec: RunSpec, progress: ProgressFn | None = None, workdir: Path | None 
 
 def run_rank(world: World, report: ProgressFn, spec: RunSpec, workdir: Path | None,
              reports_progress: bool) -> dict[str, Any]:
-    """One process of a multi-process run (:func:`benchmark.engine.launch.run_processes` calls it)."""
+    """One process of a multi-process run (:func:`benchmark.engine.launch.run_processes` calls it).
+
+    The global random generator is seeded the same on every rank (by :func:`build`): a method or
+    plugin drawing from it decides the same everywhere; dropout masks repeat across the ranks'
+    different examples.
+    """
     torch.set_num_threads(spec.threads)
-    torch.manual_seed(spec.seed * 1_000_003 + world.rank)  # dropout: each rank draws its own masks
     return _run(spec, report if reports_progress and world.is_main else None, workdir, world)
 
 

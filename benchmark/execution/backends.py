@@ -167,6 +167,15 @@ def assign_gpu_groups(workers: int, n_gpus: int, procs: int) -> list[str | None]
     return [",".join(str(w * procs + i) for i in range(procs)) for w in range(workers)]
 
 
+def worker_gpus(resources: Resources, n_gpus: int) -> list[int | str | None]:
+    """The GPU (``gpus_per_run`` packing, :func:`assign_gpus`) or GPU group (multi-process runs,
+    :func:`assign_gpu_groups`) of each local worker; ``ValueError`` (one line) when they do not fit."""
+    workers = max(1, resources.workers)
+    if resources.procs_per_run > 1:
+        return assign_gpu_groups(workers, n_gpus, resources.procs_per_run)
+    return assign_gpus(workers, n_gpus, resources.gpus_per_run)
+
+
 class Local(Backend):
     """``workers`` spawned processes (:mod:`benchmark.execution.worker_pool`); each run sets its own
     CPU thread count (``spec.threads``). A worker that dies fails its own run only."""
@@ -174,10 +183,7 @@ class Local(Backend):
     def __init__(self, store: RunStore, resources: Resources):
         import torch
         self.store = store
-        workers, n_gpus = max(1, resources.workers), torch.cuda.device_count()
-        self.pool = WorkerPool(assign_gpu_groups(workers, n_gpus, resources.procs_per_run)
-                               if resources.procs_per_run > 1 else
-                               assign_gpus(workers, n_gpus, resources.gpus_per_run))
+        self.pool = WorkerPool(worker_gpus(resources, torch.cuda.device_count()))
 
     def has_capacity(self) -> bool:
         return self.pool.idle() is not None
